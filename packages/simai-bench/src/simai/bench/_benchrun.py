@@ -1,0 +1,166 @@
+"""`simai bench`: run the repository's benchmark suites and plot the staging results."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+SUITES = ("datastore", "orchestrator", "kernels", "fidelity", "startup")
+
+
+class BenchNotFound(LookupError):
+    pass
+
+
+def find_bench_dir(explicit: Path | None = None) -> Path:
+    """``--bench-dir``/``SIMAI_BENCH_DIR``, else the nearest ``bench/`` above the working directory."""
+    if explicit is not None:
+        if not (explicit / "_common.py").is_file():
+            raise BenchNotFound(f"{explicit} is not a simai bench folder (it has no _common.py)")
+        return explicit
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "bench" / "_common.py").is_file():
+            return folder / "bench"
+        if folder.name == "bench" and (folder / "_common.py").is_file():
+            return folder
+    raise BenchNotFound(
+        "no bench/ folder found: the benchmarks live in the simai repository, not in the "
+        "installed package. Run this from a clone (git clone ... && cd simai) or point "
+        "SIMAI_BENCH_DIR (or --bench-dir) at its bench/ folder."
+    )
+
+
+def run_suites(suite: str, *, quick: bool, json_path: Path | None, plot: Path | None,
+               bench_dir: Path | None, console: Any) -> int:
+    folder = find_bench_dir(bench_dir)
+    names = SUITES if suite == "all" else (suite,)
+    available = [n for n in names if (folder / f"{n}.py").is_file()]
+    missing = [n for n in names if n not in available]
+    if suite != "all" and missing:
+        present = sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
+        raise BenchNotFound(f"{folder}/{suite}.py does not exist (suites here: {', '.join(present) or 'none'})")
+    if not available:
+        raise BenchNotFound(f"{folder} holds none of the suites {', '.join(SUITES)}")
+    for n in missing:
+        console.print(f"[yellow]skipping[/] {n}: {folder}/{n}.py does not exist")
+    worst = 0
+    tmp = tempfile.TemporaryDirectory(prefix="simai-bench-")
+    with tmp:
+        for name in available:
+            if json_path is None:
+                out_json = Path(tmp.name) / f"{name}.json"
+            elif suite == "all":
+                json_path.mkdir(parents=True, exist_ok=True)
+                out_json = json_path / f"{name}.json"
+            else:
+                out_json = json_path
+            cmd = [sys.executable, str(folder / f"{name}.py"), "--json", str(out_json)]
+            if quick:
+                cmd.append("--quick")
+            console.print(f"[bold]running[/] {' '.join(cmd[1:])}")
+            code = subprocess.call(cmd, cwd=folder.parent, env=dict(os.environ))
+            if code != 0:
+                console.print(f"[bold red]{name} failed[/] (exit code {code})")
+                worst = worst or code
+                continue
+            if name == "datastore" and out_json.is_file():
+                png = plot or (out_json.with_suffix(".png") if json_path else Path("bench-datastore.png"))
+                try:
+                    if staging_plot(out_json, png):
+                        console.print(f"wrote the staging plot {png}")
+                except ImportError as exc:
+                    console.print(f"[yellow]no staging plot:[/] {exc}")
+    return 1 if worst else 0
+
+
+# ---------------------------------------------------------------------------- the plot
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB)\b")
+_UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "KB": 1e3, "MB": 1e6, "GB": 1e9}
+
+
+def _size_of(result: dict[str, Any]) -> float | None:
+    extra = result.get("extra") or {}
+    for key in ("size_bytes", "nbytes", "bytes", "size"):
+        v = extra.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+            return float(v)
+    m = _SIZE.search(result.get("case", ""))
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else None
+
+
+def _method_of(result: dict[str, Any]) -> str:
+    extra = result.get("extra") or {}
+    for key in ("method", "backend", "transport"):
+        if isinstance(extra.get(key), str):
+            return extra[key]
+    case = _SIZE.sub("", result.get("case", "")).strip()
+    return re.sub(r"\s+", " ", case)
+
+
+def _rate(result: dict[str, Any], size: float, which: str) -> float | None:
+    """MB/s moved by ``which`` ("ours" or "reference") for one write+read of ``size`` bytes."""
+    extra = result.get("extra") or {}
+    for key in (f"{which}_mb_per_s", f"{which}_mbps") if which == "reference" else ("mb_per_s", "mbps", "ours_mb_per_s"):
+        v = extra.get(key)
+        if isinstance(v, (int, float)) and v > 0:
+            return float(v)
+    value = result.get(which)
+    unit = result.get("unit", "s")
+    if not isinstance(value, (int, float)) or value <= 0:
+        return None
+    if unit in ("MB/s", "MBps"):
+        return float(value)
+    if unit == "s":
+        moved = float(extra.get("bytes_moved", 2 * size))  # a write and a read
+        return moved / 1e6 / value
+    return None
+
+
+def staging_plot(json_file: Path, png: Path) -> bool:
+    """MB/s vs value size, one line per method (ours and each same-run reference)."""
+    data = json.loads(Path(json_file).read_text())
+    lines: dict[str, dict[float, float]] = defaultdict(dict)
+    for r in data.get("results", []):
+        size = _size_of(r)
+        if size is None:
+            continue
+        method = _method_of(r)
+        if (ours := _rate(r, size, "ours")) is not None:
+            lines[method][size] = ours
+        ref_name = r.get("reference_name")
+        if ref_name and (ref := _rate(r, size, "reference")) is not None:
+            lines[ref_name].setdefault(size, ref)
+    lines = {k: v for k, v in lines.items() if len(v) >= 2}
+    if not lines:
+        return False
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError("matplotlib is required for the staging plot: pip install 'simai-bench[plot]'") from exc
+    fig = Figure(figsize=(9, 5.5), dpi=110)
+    ax = fig.add_subplot()
+    for name in sorted(lines):
+        pts = sorted(lines[name].items())
+        style = "--" if name in {r.get("reference_name") for r in data.get("results", [])} else "-"
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", markersize=3, label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("value size (bytes)")
+    ax.set_ylabel("MB/s (write + read)")
+    machine = data.get("machine", {})
+    ax.set_title(f"{data.get('title', 'staging')} - {machine.get('cpus', '?')} CPUs, {machine.get('platform', '')[:40]}",
+                 fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png)
+    return True

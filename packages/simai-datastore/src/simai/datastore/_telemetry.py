@@ -1,0 +1,36 @@
+"""Spans for DataStore operations through opentelemetry-api only (no SDK here).
+
+``start_span`` without making the span current keeps the cost of an operation
+low when no SDK is configured (a no-op span); attributes are only computed
+when the span records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+_tracer = trace.get_tracer("simai.datastore")
+
+
+@contextlib.contextmanager
+def op_span(op: str, key: str | None, nbytes: int | None, backend: str) -> Iterator[trace.Span]:
+    span = _tracer.start_span(f"datastore.{op}")
+    if span.is_recording():
+        span.set_attribute("simai.backend", backend)
+        if key is not None:
+            span.set_attribute("simai.key", key)
+        if nbytes is not None:
+            span.set_attribute("simai.bytes", nbytes)
+    try:
+        yield span
+    except BaseException as exc:
+        if span.is_recording():
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        span.end()

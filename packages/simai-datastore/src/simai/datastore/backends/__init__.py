@@ -1,0 +1,1 @@
+"""Built-in backends. Each registers through the ``simai.datastore.backends`` entry-point group."""

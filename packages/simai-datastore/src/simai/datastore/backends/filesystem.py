@@ -1,0 +1,336 @@
+"""``filesystem`` backend: one file per key under a sharded staging directory.
+
+Writes go to a temporary file in the key's own directory and are published with
+``os.replace`` (atomic on POSIX), so a reader sees a whole value or none. Files
+are created mode 0600: on a shared file system other users cannot read them.
+Keys never become paths directly (see ``_keys.key_to_relpath``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import itertools
+import json
+import mmap
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import xxhash
+
+from simai.datastore._keys import key_to_relpath, relpath_to_key, validate_key
+from simai.datastore.config import FilesystemConfig
+from simai.datastore.errors import BackendUnavailableError
+from simai.datastore.serialize import Buffer, Parts
+
+__all__ = ["DirectoryServer", "FilesystemTransport"]
+
+_SHARD_PREFIX = "simai-"
+_QUEUES = "simai-queues"
+_LOCKS = "simai-locks"
+_TMP = ".tmp-"
+_counter = itertools.count()
+_HOST = xxhash.xxh32_hexdigest(socket.gethostname().encode())
+
+
+def _unique() -> str:
+    return f"{_HOST}-{os.getpid()}-{threading.get_ident() & 0xFFFFFF:x}-{next(_counter)}"
+
+
+def _write_all(fd: int, parts: Parts) -> None:
+    bufs = [p if isinstance(p, memoryview) else memoryview(p) for p in parts]
+    bufs = [b.cast("B") if b.format != "B" or b.ndim != 1 else b for b in bufs]
+    while bufs:
+        n = os.writev(fd, bufs)
+        while bufs and n >= bufs[0].nbytes:
+            n -= bufs[0].nbytes
+            bufs.pop(0)
+        if bufs and n:
+            bufs[0] = bufs[0][n:]
+
+
+def _read_all(fd: int, size: int) -> Buffer:
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = os.readv(fd, [view[got:]])
+        if n == 0:  # file shorter than fstat said: let decode report the truncation
+            return view[:got]
+        got += n
+    return buf
+
+
+def _backoff(deadline: float) -> Iterator[None]:
+    """Sleep 50 µs, growing to 5 ms, until ``deadline`` (monotonic)."""
+    delay = 5e-5
+    while True:
+        yield
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(delay, left))
+        delay = min(delay * 1.6, 5e-3)
+
+
+class FilesystemTransport:
+    """Byte-level transport over a directory (also the base of node-local and daos-posix)."""
+
+    backend = "filesystem"
+    Config = FilesystemConfig
+
+    def __init__(self, config: FilesystemConfig):
+        if config.server_address is None:
+            raise ValueError(
+                f"{self.backend}: server_address (the staging directory) is required; "
+                "ServerManager creates one when you start a server"
+            )
+        self._cfg = config
+        self._root = config.server_address
+        if not os.path.isdir(self._root):
+            raise BackendUnavailableError(f"{self.backend}: staging directory {self._root!r} does not exist")
+        self._nshards = config.nshards
+        self._width = max(2, len(f"{config.nshards - 1:x}"))
+        self._fsync = config.fsync
+        self._mmap = config.mmap_reads
+        self._made: set[str] = set()
+
+    # ------------------------------------------------------------------ paths
+    def shard_dirs(self) -> list[str]:
+        return [os.path.join(self._root, f"{_SHARD_PREFIX}{i:0{self._width}x}") for i in range(self._nshards)]
+
+    def _path(self, key: str) -> str:
+        validate_key(key)
+        shard = xxhash.xxh3_64_intdigest(key.encode("utf-8")) % self._nshards
+        return os.path.join(self._root, f"{_SHARD_PREFIX}{shard:0{self._width}x}", key_to_relpath(key))
+
+    # ------------------------------------------------------------------ core
+    def _publish(self, path: str, parts: Parts, what: str) -> None:
+        d = os.path.dirname(path)
+        tmp = os.path.join(d, _TMP + _unique())
+        for attempt in (0, 1):
+            if d not in self._made or attempt:
+                os.makedirs(d, exist_ok=True)
+                self._made.add(d)
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                break
+            except FileNotFoundError:  # the directory was removed (clear()) since we made it
+                if attempt:
+                    raise
+        try:
+            try:
+                _write_all(fd, parts)
+                if self._fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise type(exc)(exc.errno, f"{self.backend}: writing {what} failed: {exc.strerror}", path) from exc
+            raise
+        if self._fsync:
+            dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    def _load(self, path: str) -> Buffer | None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        try:
+            size = os.fstat(fd).st_size
+            if self._mmap and size:
+                # Private, copy-on-write map of an immutable published file: no
+                # copy, and arrays built on it are still writable.
+                flags = mmap.MAP_PRIVATE | getattr(mmap, "MAP_POPULATE", 0)
+                return mmap.mmap(fd, size, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+            return _read_all(fd, size)
+        finally:
+            os.close(fd)
+
+    def put(self, key: str, value: Parts) -> None:
+        self._publish(self._path(key), value, f"key {key!r}")
+
+    def get(self, key: str) -> Buffer | None:
+        return self._load(self._path(key))
+
+    def exists(self, key: str) -> bool:
+        return os.path.exists(self._path(key))
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            os.unlink(self._path(key))
+
+    def put_many(self, items: Mapping[str, Parts]) -> None:
+        for k, v in items.items():
+            self.put(k, v)
+
+    def get_many(self, keys: Sequence[str]) -> list[Buffer | None]:
+        return [self.get(k) for k in keys]
+
+    def keys(self, prefix: str = "") -> list[str]:
+        out = []
+        for shard in self.shard_dirs():
+            for rel in self._walk(shard, ""):
+                key = relpath_to_key(rel)
+                if key is not None and key.startswith(prefix):
+                    out.append(key)
+        return sorted(out)
+
+    def _walk(self, d: str, rel: str) -> Iterator[str]:
+        try:
+            entries = list(os.scandir(d))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            r = f"{rel}/{e.name}" if rel else e.name
+            if e.name.endswith("~") and e.is_dir(follow_symlinks=False):
+                yield from self._walk(e.path, r)
+            elif e.is_file(follow_symlinks=False):
+                yield r
+
+    def clear(self) -> None:
+        for d in [*self.shard_dirs(), os.path.join(self._root, _QUEUES)]:
+            shutil.rmtree(d, ignore_errors=True)
+        self._made.clear()
+
+    def wait(self, key: str, timeout: float) -> bool:
+        path = self._path(key)
+        for _ in _backoff(time.monotonic() + timeout):
+            if os.path.exists(path):
+                return True
+        return False
+
+    # ------------------------------------------------------------------ messaging
+    def _queue_dir(self, queue: str) -> str:
+        return os.path.join(self._root, _QUEUES, key_to_relpath(validate_key(queue)).replace("/", ""))
+
+    def push(self, queue: str, value: Parts) -> None:
+        # Names sort by time, then writer: FIFO per sender, roughly FIFO overall.
+        name = f"{time.time_ns():020d}-{_unique()}"
+        self._publish(os.path.join(self._queue_dir(queue), name), value, f"a message to {queue!r}")
+
+    def pop(self, queue: str, timeout: float) -> Buffer | None:
+        d = self._queue_dir(queue)
+        for _ in _backoff(time.monotonic() + timeout):
+            try:
+                names = sorted(n for n in os.listdir(d) if not n.startswith("."))
+            except FileNotFoundError:
+                names = []
+            for name in names:
+                claimed = os.path.join(d, f".claimed-{_unique()}")
+                try:
+                    os.rename(os.path.join(d, name), claimed)  # atomic: one receiver wins
+                except FileNotFoundError:
+                    continue
+                try:
+                    return self._load(claimed)
+                finally:
+                    with contextlib.suppress(OSError):
+                        os.unlink(claimed)
+        return None
+
+    # ------------------------------------------------------------------ locks
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float | None) -> Iterator[None]:
+        d = os.path.join(self._root, _LOCKS)
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, key_to_relpath(validate_key(name)).replace("/", "") + ".lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
+            for _ in _backoff(deadline):
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    continue
+            else:
+                raise TimeoutError(f"could not acquire lock {name!r} within {timeout} s")
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    # ------------------------------------------------------------------ config
+    def close(self) -> None:
+        pass
+
+    def config(self) -> dict[str, Any]:
+        return self._cfg.model_dump()
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> FilesystemTransport:
+        return cls(cls.Config.model_validate(config))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._root!r}, nshards={self._nshards})"
+
+
+class DirectoryServer:
+    """Creates the staging directory; on stop removes only what it created."""
+
+    default_parent = None  # None: the current directory (shared across nodes on HPC systems)
+
+    def __init__(self, config: FilesystemConfig, transport_cls: type[FilesystemTransport]):
+        self.config = config
+        self._transport_cls = transport_cls
+        self._created: list[str] = []
+        self.root: str | None = None
+
+    def start(self) -> FilesystemConfig:
+        root = self.config.server_address
+        if root is None:
+            parent = os.environ.get("SIMAI_DATASTORE_DIR") or self._default_parent()
+            root = tempfile.mkdtemp(prefix=".simai-stage-" if parent == os.getcwd() else "simai-stage-", dir=parent)
+            self._created.append(root)
+        elif not os.path.exists(root):
+            os.makedirs(root, mode=0o700)
+            self._created.append(root)
+        elif not os.path.isdir(root):
+            raise NotADirectoryError(errno.ENOTDIR, "server_address is not a directory", root)
+        self.root = root
+        cfg = self.config.model_copy(update={"server_address": root})
+        transport = self._transport_cls(cfg)
+        for d in [*transport.shard_dirs(), os.path.join(root, _QUEUES), os.path.join(root, _LOCKS)]:
+            if not os.path.exists(d):
+                os.makedirs(d, mode=0o700)
+                if root not in self._created:
+                    self._created.append(d)
+        if root in self._created:
+            with open(os.path.join(root, ".simai-datastore.json"), "w") as f:
+                json.dump({"type": cfg.type, "nshards": cfg.nshards, "pid": os.getpid()}, f)
+        return cfg
+
+    def _default_parent(self) -> str:
+        return os.getcwd()
+
+    def alive(self) -> bool:
+        return self.root is not None and os.path.isdir(self.root)
+
+    def stop(self) -> None:
+        for d in reversed(self._created):
+            shutil.rmtree(d, ignore_errors=True)
+        self._created.clear()
+        self.root = None
+
+
+FilesystemTransport.Server = DirectoryServer

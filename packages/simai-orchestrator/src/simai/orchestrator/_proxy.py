@@ -1,0 +1,203 @@
+"""Submission from worker processes: a picklable client that talks back over loopback.
+
+The real `OrchestratorClient` pickles to a `RemoteClient` carrying the address of a
+loopback listener (mutual HMAC challenge with a random key, see `_channel`) that the
+orchestrator starts on first pickling. Messages are cloudpickled; only peers holding
+the key can connect, so nothing is unpickled from strangers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import threading
+from concurrent.futures import Future
+
+from simai.orchestrator._channel import ChannelListener, connect
+from typing import Any
+
+__all__ = ["ClientServer", "RemoteClient"]
+
+# Orchestrators alive in this process, by address: unpickling here yields the live client.
+_LIVE: dict[tuple, Any] = {}
+
+
+def _dumps(obj: Any) -> bytes:
+    import cloudpickle
+
+    return cloudpickle.dumps(obj)
+
+
+def _loads(data: bytes) -> Any:
+    import pickle
+
+    return pickle.loads(data)  # only from authenticated peers (HMAC key), see module doc
+
+
+class ClientServer:
+    """Serves submissions from `RemoteClient`s; one thread per connected worker process."""
+
+    def __init__(self, client, host: str = "127.0.0.1"):
+        self._client = client
+        self._authkey = secrets.token_bytes(32)
+        self._listener = ChannelListener(host, self._authkey)
+        self.address = self._listener.address
+        self._conns: list = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._accept, name="simai-client-server", daemon=True)
+        self._thread.start()
+        _LIVE[self.key] = client
+
+    @property
+    def key(self) -> tuple:
+        return (tuple(self.address), os.getpid())
+
+    def proxy_args(self) -> tuple:
+        return (tuple(self.address), self._authkey, os.getpid())
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                conn = self._listener.accept()
+            except Exception:  # closed, or a peer without the key
+                if self._closed:
+                    return
+                continue
+            self._conns.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True,
+                             name="simai-client-conn").start()
+
+    def _serve(self, conn) -> None:
+        send_lock = threading.Lock()
+
+        def send(msg: tuple) -> None:
+            try:
+                data = _dumps(msg)
+            except Exception as exc:  # an unpicklable result: report it instead
+                data = _dumps((msg[0], msg[1], False, RuntimeError(f"result not picklable: {exc!r}")))
+            with send_lock:
+                try:
+                    conn.send_bytes(data)
+                except OSError:
+                    pass
+
+        while True:
+            try:
+                op, req, payload = _loads(conn.recv_bytes())
+            except (EOFError, OSError):
+                return
+            try:
+                if op == "submit":
+                    futs = self._client.submit_many(payload)
+                    send(("ack", req, True, None))
+                    for i, fut in enumerate(futs):
+                        fut.add_done_callback(lambda f, r=req, i=i: send(_done(r, i, f)))
+                elif op == "status":
+                    send(("ack", req, True, self._client.status(payload)))
+                else:
+                    send(("ack", req, False, ValueError(f"unknown request {op!r}")))
+            except Exception as exc:
+                send(("ack", req, False, exc))
+
+    def close(self) -> None:
+        self._closed = True
+        _LIVE.pop(self.key, None)
+        try:
+            self._listener.close()
+        except OSError:
+            pass
+        for c in self._conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+def _done(req: int, i: int, fut: Future) -> tuple:
+    exc = fut.exception() if not fut.cancelled() else RuntimeError("cancelled")
+    return ("done", (req, i), exc is None, fut.result() if exc is None else exc)
+
+
+class RemoteClient:
+    """The client as seen from a worker process: ``submit``, ``submit_many``, ``status``.
+
+    Futures it returns complete when the orchestrator reports the component done.
+    """
+
+    _conns: dict[tuple, RemoteClient] = {}
+
+    def __new__(cls, address: tuple, authkey: bytes, owner_pid: int):
+        live = _LIVE.get((tuple(address), owner_pid)) if os.getpid() == owner_pid else None
+        if live is not None:
+            return live  # unpickled inside the orchestrator's own process
+        key = (tuple(address), os.getpid())
+        existing = cls._conns.get(key)
+        if existing is not None:
+            return existing
+        self = super().__new__(cls)
+        self._address, self._authkey, self._owner = tuple(address), authkey, owner_pid
+        self._conn = None
+        self._lock = threading.Lock()
+        self._pending: dict = {}
+        self._ids = itertools.count()
+        cls._conns[key] = self
+        return self
+
+    def __reduce__(self):
+        return (RemoteClient, (self._address, self._authkey, self._owner))
+
+    def _connect(self):
+        if self._conn is None:
+            self._conn = connect(self._address, self._authkey)
+            threading.Thread(target=self._reader, daemon=True, name="simai-remote-client").start()
+        return self._conn
+
+    def _reader(self) -> None:
+        while True:
+            try:
+                kind, req, ok, value = _loads(self._conn.recv_bytes())
+            except (EOFError, OSError):
+                break
+            fut = self._pending.pop(req, None) if kind == "done" else self._pending.pop(("ack", req), None)
+            if fut is None:
+                continue
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+        from simai.orchestrator.errors import OrchestratorStopped
+
+        for fut in list(self._pending.values()):
+            if not fut.done():
+                fut.set_exception(OrchestratorStopped("lost the connection to the orchestrator"))
+        self._pending.clear()
+
+    def _request(self, op: str, payload: Any, n_done: int = 0) -> tuple[Any, list[Future]]:
+        req = next(self._ids)
+        ack: Future = Future()
+        dones = [Future() for _ in range(n_done)]
+        with self._lock:
+            conn = self._connect()
+            self._pending[("ack", req)] = ack
+            for i, f in enumerate(dones):
+                self._pending[(req, i)] = f
+            conn.send_bytes(_dumps((op, req, payload)))
+        try:
+            value = ack.result()
+        except BaseException:
+            for i in range(n_done):
+                self._pending.pop((req, i), None)
+            raise
+        return value, dones
+
+    def submit(self, component) -> Future:
+        return self.submit_many([component])[0]
+
+    def submit_many(self, components) -> list[Future]:
+        components = list(components)
+        _, dones = self._request("submit", components, len(components))
+        return dones
+
+    def status(self, name: str | None = None):
+        return self._request("status", name)[0]

@@ -1,0 +1,109 @@
+"""Pydantic configuration models: the machine (`SystemConfig`) and the engine (`OrchestratorConfig`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["OchestratorConfig", "OrchestratorConfig", "SystemConfig"]
+
+GPU_VISIBILITY_VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "ZE_AFFINITY_MASK")
+
+
+def _usable_cpus() -> list[int]:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return list(range(os.cpu_count() or 1))
+
+
+def detect_gpu_visibility_var() -> str:
+    """The variable that restricts GPU visibility on this machine's vendor stack."""
+    if shutil.which("nvidia-smi") or os.path.exists("/dev/nvidiactl"):
+        return "CUDA_VISIBLE_DEVICES"
+    if os.path.exists("/dev/kfd") or shutil.which("rocm-smi"):
+        return "ROCR_VISIBLE_DEVICES"
+    if shutil.which("xpu-smi") or shutil.which("sycl-ls"):
+        return "ZE_AFFINITY_MASK"
+    return "CUDA_VISIBLE_DEVICES"
+
+
+class SystemConfig(BaseModel):
+    """The resources the orchestrator hands out to components.
+
+    ``cpus``/``gpus`` are the ids used for pinning and visibility; by default the first
+    ``ncpus`` CPUs this process may run on, and GPUs ``0..ngpus-1``. When ``ncpus`` exceeds
+    the CPUs really present, CPU slots are logical (counted, not pinned).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "local"
+    ncpus: int | None = Field(default=None, ge=1)
+    ngpus: int | None = Field(default=None, ge=0)
+    cpus: list[int] | None = None
+    gpus: list[str] | None = None
+    pin_cpus: bool = True
+    gpu_visibility_var: str | None = Field(
+        default=None,
+        description="CUDA_VISIBLE_DEVICES | ROCR_VISIBLE_DEVICES | ZE_AFFINITY_MASK; None detects",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gpu_ids_as_str(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("gpus") is not None:
+            data = dict(data, gpus=[str(g) for g in data["gpus"]])
+        return data
+
+    @model_validator(mode="after")
+    def _fill(self) -> SystemConfig:
+        if self.cpus is not None:
+            if self.ncpus is not None and self.ncpus != len(self.cpus):
+                raise ValueError(f"ncpus={self.ncpus} but cpus lists {len(self.cpus)} ids")
+            if len(set(self.cpus)) != len(self.cpus):
+                raise ValueError("cpus lists an id twice")
+            self.ncpus = len(self.cpus)
+        else:
+            usable = _usable_cpus()
+            if self.ncpus is None:
+                self.ncpus = len(usable)
+            # Pinning only makes sense when every slot is a real CPU.
+            self.cpus = usable[: self.ncpus] if self.ncpus <= len(usable) else None
+        if self.gpus is not None:
+            if self.ngpus is not None and self.ngpus != len(self.gpus):
+                raise ValueError(f"ngpus={self.ngpus} but gpus lists {len(self.gpus)} ids")
+            self.ngpus = len(self.gpus)
+        else:
+            self.ngpus = self.ngpus or 0
+            self.gpus = [str(i) for i in range(self.ngpus)]
+        if self.gpu_visibility_var is not None and self.gpu_visibility_var not in GPU_VISIBILITY_VARS:
+            raise ValueError(f"gpu_visibility_var must be one of {GPU_VISIBILITY_VARS}")
+        return self
+
+
+class OrchestratorConfig(BaseModel):
+    """Which executor runs the components, and its options.
+
+    ``options`` go to the executor's own pydantic config (see ``executor_config_class``),
+    so a wrong option is reported with its field name. ``max_workers`` and ``address``
+    are shorthands for the options most executors share.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "thread-pool"
+    profile: bool = False
+    max_workers: int | None = Field(default=None, ge=1)
+    address: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    client_host: str = Field(
+        default="127.0.0.1",
+        description="address the client proxy listens on for submissions from worker processes",
+    )
+
+
+OchestratorConfig = OrchestratorConfig  # the original's spelling

@@ -1,0 +1,525 @@
+"""The dependency graph, written once above every executor.
+
+A component is handed to the executor by the completion callback of its last
+dependency (or at submit when it has none): no thread sleeps or polls. Completed
+components shrink to a `ComponentRecord`; everything else about them is dropped.
+"""
+
+from __future__ import annotations
+
+import difflib
+import heapq
+import itertools
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import CancelledError, Executor, Future
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from simai.orchestrator._runner import TaskSpec, run_task
+from simai.orchestrator.component import WorkflowComponent
+from simai.orchestrator.config import SystemConfig
+from simai.orchestrator.errors import (
+    ComponentError,
+    ComponentTimeout,
+    DependencyFailed,
+    OrchestratorStopped,
+)
+from simai.orchestrator.mpi import host_list
+from simai.orchestrator.resources import Allotment, ResourcePool
+
+__all__ = ["ComponentRecord", "RunReport", "Scheduler"]
+
+PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
+    "pending", "running", "succeeded", "failed", "cancelled")
+_FINISHED = frozenset((SUCCEEDED, FAILED, CANCELLED))
+
+
+@dataclass(slots=True)
+class ComponentRecord:
+    """What happened to one component. Times are ``time.time()`` seconds (None until known).
+
+    ``status``: pending (waiting for dependencies or resources), running (handed to the
+    executor), succeeded, failed, cancelled. ``started``/``ended`` are measured inside the
+    worker for successful runs. ``root_cause`` names the component whose failure made this
+    one fail (itself when it failed on its own).
+    """
+
+    name: str
+    status: str = PENDING
+    submitted: float = 0.0
+    ready: float | None = None
+    started: float | None = None
+    ended: float | None = None
+    attempts: int = 0
+    error: str | None = None
+    error_type: str | None = None
+    root_cause: str | None = None
+    result: Any = None
+    executor: str = ""
+    type: str = "local"
+    dependencies: tuple[str, ...] = ()
+    cpus: tuple[int, ...] | None = None
+    gpus: tuple[str, ...] = ()
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.ended is None:
+            return None
+        return self.ended - self.started
+
+    @property
+    def done(self) -> bool:
+        return self.status in _FINISHED
+
+    def as_dict(self, include_result: bool = False) -> dict:
+        d = asdict(self)
+        d["duration"] = self.duration
+        if not include_result:
+            d.pop("result")
+        return d
+
+
+@dataclass
+class RunReport:
+    """What `Orchestrator.wait` returns: every record, and whether all finished / succeeded."""
+
+    records: dict[str, ComponentRecord] = field(default_factory=dict)
+    done: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.done and all(r.status == SUCCEEDED for r in self.records.values())
+
+    @property
+    def failed(self) -> list[str]:
+        return [n for n, r in self.records.items() if r.status in (FAILED, CANCELLED)]
+
+    @property
+    def not_done(self) -> list[str]:
+        return [n for n, r in self.records.items() if not r.done]
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for r in self.records.values():
+            counts[r.status] = counts.get(r.status, 0) + 1
+        lines = [", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no components"]
+        for n in self.failed:
+            r = self.records[n]
+            lines.append(f"  {n}: {r.status} - {r.error}")
+        return "\n".join(lines)
+
+
+class _Node:
+    __slots__ = ("allot", "attempt", "comp", "dependents", "future", "inner", "record", "waiting")
+
+    def __init__(self, comp: WorkflowComponent, record: ComponentRecord):
+        self.comp = comp
+        self.record = record
+        self.future: Future = Future()
+        self.dependents: list[_Node] = []
+        self.waiting = 0
+        self.attempt = 0
+        self.allot: Allotment | None = None
+        self.inner: Future | None = None
+
+
+class Scheduler:
+    """Dependency tracking, resource gating, retries and timeouts over one Executor."""
+
+    def __init__(self, executor: Executor, executor_name: str, system: SystemConfig,
+                 profile: bool = False, cancel_running=None):
+        self.executor = executor
+        self.executor_name = executor_name
+        self.system = system
+        self.profile = profile
+        self._cancel_running = cancel_running
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._live: dict[str, _Node] = {}
+        self._records: dict[str, ComponentRecord] = {}
+        self._resource_queue: deque[_Node] = deque()
+        self._pool = ResourcePool(system)
+        self._hosts = tuple(host_list())
+        self._pid = os.getpid()
+        self._deadlines = _Deadlines(self._on_deadline)
+        self._stopped = False
+        self._tracer = None
+
+    # -- submission ------------------------------------------------------------------
+    def submit(self, comp: WorkflowComponent) -> Future:
+        return self.submit_many([comp])[0]
+
+    def submit_many(self, comps: list[WorkflowComponent]) -> list[Future]:
+        """Submit components that may depend on each other in any order (cycles rejected)."""
+        comps = [self._coerce(c) for c in comps]
+        order = self._check_batch(comps)
+        nodes, to_ready, to_fail = [], [], []
+        now = time.time()
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("the orchestrator is stopped; start a new one to submit")
+            self._check_known(comps)
+            for comp in order:
+                rec = ComponentRecord(comp.name, submitted=now, executor=self.executor_name,
+                                      type=comp.type, dependencies=tuple(comp.dependencies))
+                node = _Node(comp, rec)
+                failed_dep = None
+                for dep in comp.dependencies:
+                    live = self._live.get(dep)
+                    if live is not None:
+                        live.dependents.append(node)
+                        node.waiting += 1
+                    elif self._records[dep].status != SUCCEEDED and failed_dep is None:
+                        failed_dep = self._records[dep]
+                self._live[comp.name] = node
+                self._records[comp.name] = rec
+                nodes.append(node)
+                if failed_dep is not None:
+                    to_fail.append((node, self._dep_error(comp.name, failed_dep)))
+                elif node.waiting == 0:
+                    to_ready.append(node)
+        by_name = {n.comp.name: n for n in nodes}
+        for node, exc in to_fail:
+            self._finish(node, FAILED, error=exc)
+        for node in to_ready:
+            self._ready(node)
+        return [by_name[c.name].future for c in comps]
+
+    @staticmethod
+    def _coerce(comp: Any) -> WorkflowComponent:
+        if isinstance(comp, WorkflowComponent):
+            return comp
+        if isinstance(comp, dict):
+            return WorkflowComponent(**comp)
+        raise TypeError(f"submit() takes a WorkflowComponent, not {type(comp).__name__}")
+
+    def _check_batch(self, comps: list[WorkflowComponent]) -> list[WorkflowComponent]:
+        import graphlib
+
+        names = [c.name for c in comps]
+        dup = {n for n in names if names.count(n) > 1} if len(set(names)) != len(names) else set()
+        if dup:
+            raise ValueError(f"component names must be unique; repeated: {sorted(dup)}")
+        for c in comps:
+            self._pool.check(c, local_slots=self._local_slots(c))
+        if len(comps) == 1:
+            return comps
+        inside = set(names)
+        graph = {c.name: [d for d in c.dependencies if d in inside] for c in comps}
+        try:
+            order = list(graphlib.TopologicalSorter(graph).static_order())
+        except graphlib.CycleError as exc:
+            cycle = " -> ".join(exc.args[1])
+            raise ValueError(f"dependency cycle: {cycle}") from None
+        by_name = {c.name: c for c in comps}
+        return [by_name[n] for n in order]
+
+    def _check_known(self, comps: list[WorkflowComponent]) -> None:
+        batch = {c.name for c in comps}
+        for c in comps:
+            if c.name in self._records:
+                raise ValueError(f"a component named {c.name!r} was already submitted")
+            for dep in c.dependencies:
+                if dep not in self._records and dep not in batch:
+                    known = list(self._records) + list(batch)
+                    close = difflib.get_close_matches(dep, known, n=3)
+                    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+                    raise ValueError(
+                        f"component {c.name!r} depends on unknown component {dep!r}{hint} "
+                        "(submit dependencies first, or together with submit_many)")
+
+    def _local_slots(self, comp: WorkflowComponent) -> bool:
+        # Multi-node launches are placed by mpiexec on the job's hosts, not on this node.
+        return not (comp.type == "remote" and (comp.nodes or (self._hosts and comp.nnodes > 1)))
+
+    @staticmethod
+    def _dep_error(name: str, dep: ComponentRecord) -> DependencyFailed:
+        root = dep.root_cause or dep.name
+        why = f"dependency {dep.name!r} {dep.status}"
+        if root != dep.name:
+            why += f" (root cause: {root!r})"
+        if dep.error:
+            why += f": {dep.error}"
+        return DependencyFailed(f"component {name!r} not run: {why}", name, dep.name, root)
+
+    # -- ready -> resources -> executor ---------------------------------------------------
+    def _ready(self, node: _Node) -> None:
+        with self._lock:
+            if node.record.status != PENDING:
+                return
+            node.record.ready = time.time()
+            allot = self._pool.try_acquire(node.comp, self._local_slots(node.comp))
+            if allot is None:
+                self._resource_queue.append(node)
+                return
+            node.allot = allot
+        self._dispatch(node)
+
+    def _dispatch(self, node: _Node) -> None:
+        comp, allot = node.comp, node.allot
+        with self._lock:
+            if node.record.status in _FINISHED:
+                return
+            node.attempt += 1
+            attempt = node.attempt
+            rec = node.record
+            rec.status, rec.attempts = RUNNING, attempt
+            rec.started = time.time()
+            rec.cpus, rec.gpus = allot.pin, allot.gpus
+        env = dict(comp.env_vars)
+        if allot.gpus:
+            env.update(allot.env(self._pool.gpu_var))
+        carrier: dict = {}
+        if self.profile:
+            from opentelemetry import propagate
+
+            propagate.inject(carrier)
+        hosts = tuple(comp.nodes or ()) or (self._hosts[: comp.nnodes] if comp.nnodes > 1 else ())
+        spec = TaskSpec(comp.name, comp.executable, comp.type, comp.args, env, allot.pin,
+                        allot.gpus, comp.timeout, self.executor_name, self._pid, attempt,
+                        comp.nprocs, comp.ppn, hosts, carrier, node.record.submitted,
+                        node.record.ready or 0.0)
+        try:
+            inner = self.executor.submit(run_task, spec)
+        except BaseException as exc:
+            self._attempt_failed(node, attempt, exc)
+            return
+        node.inner = inner
+        if comp.timeout is not None:
+            # A remote launch kills mpiexec itself at the timeout and reports stderr; the
+            # scheduler's deadline is the backstop for that one.
+            grace = 5.0 if comp.type == "remote" else 0.0
+            self._deadlines.add(time.monotonic() + comp.timeout + grace, node, attempt)
+        inner.add_done_callback(lambda f, node=node, attempt=attempt: self._on_done(node, attempt, f))
+
+    # -- completion -------------------------------------------------------------------
+    def _on_done(self, node: _Node, attempt: int, inner: Future) -> None:
+        if node.attempt != attempt or node.record.status != RUNNING:
+            return  # a timed-out or superseded attempt finishing late
+        try:
+            exc = inner.exception()
+        except CancelledError as c:
+            exc = c
+        if exc is not None:
+            self._attempt_failed(node, attempt, exc)
+            return
+        out = inner.result()
+        if isinstance(out, tuple) and len(out) == 5 and out[0] == "simai-outcome":
+            _, value, started, ended, _pid = out
+        else:  # an executor that wraps results itself
+            value, started, ended = out, None, time.time()
+        rd = node.comp.return_dim
+        if rd is not None and rd != 1:
+            got = len(value) if isinstance(value, (tuple, list)) else 1
+            if got != rd:
+                err = ComponentError(f"component {node.comp.name!r} returned {got} values; "
+                                     f"return_dim={rd}", node.comp.name)
+                self._finish(node, FAILED, error=err, attempt=attempt)
+                return
+        self._finish(node, SUCCEEDED, result=value, started=started, ended=ended, attempt=attempt)
+
+    def _attempt_failed(self, node: _Node, attempt: int, exc: BaseException) -> None:
+        with self._lock:
+            retry = (node.attempt == attempt and node.record.status == RUNNING
+                     and attempt <= node.comp.retries and not self._stopped)
+        if retry:
+            if self.profile:
+                self._event("retry", node, error=repr(exc))
+            self._dispatch(node)
+            return
+        self._finish(node, FAILED, error=exc, attempt=attempt)
+
+    def _on_deadline(self, node: _Node, attempt: int) -> None:
+        with self._lock:
+            if node.attempt != attempt or node.record.status != RUNNING:
+                return
+            name, timeout, inner = node.comp.name, node.comp.timeout, node.inner
+        exc = ComponentTimeout(
+            f"component {name!r} exceeded its timeout of {timeout}s (attempt {attempt})", name)
+        # Settle (or retry) first, so the late callback of the cancelled attempt is ignored.
+        self._attempt_failed(node, attempt, exc)
+        if inner is not None:
+            try:  # best effort: not every engine can stop work it started (threads, Parsl)
+                inner.cancel()
+                if self._cancel_running is not None:
+                    self._cancel_running(inner)
+            except Exception:
+                pass
+
+    def _finish(self, node: _Node, status: str, *, result: Any = None, error: BaseException | None = None,
+                started: float | None = None, ended: float | None = None, attempt: int | None = None) -> None:
+        """Settle ``node`` and, iteratively, everything that depended on it."""
+        work = [(node, status, result, error, started, ended, attempt)]
+        while work:
+            node, status, result, error, started, ended, attempt = work.pop()
+            ready: list[_Node] = []
+            with self._lock:
+                rec = node.record
+                if rec.status in _FINISHED or (attempt is not None and node.attempt != attempt):
+                    continue
+                now = time.time()
+                rec.status = status
+                if started is not None:
+                    rec.started = started
+                rec.ended = ended if ended is not None else now
+                if status == SUCCEEDED:
+                    rec.result = result
+                else:
+                    rec.error = f"{type(error).__name__}: {error}" if error is not None else status
+                    rec.error_type = type(error).__name__ if error is not None else None
+                    rec.root_cause = getattr(error, "root_cause", None) or rec.name
+                if node.allot is not None:
+                    self._pool.release(node.allot)
+                    node.allot = None
+                    ready.extend(self._drain_resource_queue())
+                dependents, node.dependents = node.dependents, []
+                self._live.pop(rec.name, None)
+                for dep in dependents:
+                    if status == SUCCEEDED:
+                        dep.waiting -= 1
+                        if dep.waiting == 0:
+                            ready.append(dep)
+                    else:
+                        work.append((dep, FAILED, None, self._dep_error(dep.comp.name, rec),
+                                     None, None, None))
+                fut, node.comp, node.inner = node.future, None, None
+                if not self._live:
+                    self._idle.notify_all()
+            if status == SUCCEEDED:
+                fut.set_result(result)
+            elif status == CANCELLED and not isinstance(error, BaseException):
+                fut.cancel()
+                fut.set_running_or_notify_cancel()
+            else:
+                fut.set_exception(error)
+            for r in ready:
+                if r.allot is not None:
+                    self._dispatch(r)
+                else:
+                    self._ready(r)
+
+    def _drain_resource_queue(self) -> list[_Node]:
+        """Nodes from the resource queue that fit now (first fit, in arrival order)."""
+        if not self._resource_queue:
+            return []
+        out, keep = [], deque()
+        while self._resource_queue:
+            if self._pool.free == (0, 0):
+                keep.extend(self._resource_queue)
+                self._resource_queue.clear()
+                break
+            node = self._resource_queue.popleft()
+            if node.record.status != PENDING:
+                continue
+            allot = self._pool.try_acquire(node.comp, self._local_slots(node.comp))
+            if allot is None:
+                keep.append(node)
+            else:
+                node.allot = allot
+                out.append(node)
+        self._resource_queue = keep
+        return out
+
+    def _event(self, what: str, node: _Node, **attrs: Any) -> None:
+        from opentelemetry import trace
+
+        span = trace.get_current_span()
+        span.add_event(f"orchestrator.{what}", {"simai.component": node.record.name, **attrs})
+
+    # -- inspection ---------------------------------------------------------------------
+    def records(self) -> dict[str, ComponentRecord]:
+        with self._lock:
+            return {n: replace(r) for n, r in self._records.items()}
+
+    def record(self, name: str) -> ComponentRecord:
+        with self._lock:
+            rec = self._records.get(name)
+            if rec is None:
+                close = difflib.get_close_matches(name, list(self._records), n=3)
+                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+                raise KeyError(f"no component named {name!r}{hint}")
+            return replace(rec)
+
+    def future(self, name: str) -> Future | None:
+        with self._lock:
+            node = self._live.get(name)
+            return node.future if node is not None else None
+
+    @property
+    def live_count(self) -> int:
+        return len(self._live)
+
+    def wait(self, timeout: float | None = None) -> RunReport:
+        with self._idle:
+            done = self._idle.wait_for(lambda: not self._live, timeout)
+        return RunReport(self.records(), bool(done))
+
+    def stop(self, cancel: bool = True) -> None:
+        """Refuse new work; cancel components not yet handed to the executor."""
+        with self._lock:
+            self._stopped = True
+            waiting = [n for n in self._live.values() if n.record.status == PENDING]
+            self._resource_queue.clear()
+        if cancel:
+            for node in waiting:
+                self._finish(node, CANCELLED, error=OrchestratorStopped(
+                    f"component {node.record.name!r} cancelled: the orchestrator stopped",
+                    node.record.name))
+        self._deadlines.close()
+
+    def fail_running(self, why: str) -> None:
+        """Fail whatever is still running (used when the executor is torn down under it)."""
+        with self._lock:
+            running = [n for n in self._live.values() if n.record.status == RUNNING]
+        for node in running:
+            self._finish(node, FAILED, error=OrchestratorStopped(
+                f"component {node.record.name!r}: {why}", node.record.name))
+
+
+class _Deadlines:
+    """One timer thread for every component timeout, started on first use."""
+
+    def __init__(self, fire):
+        self._fire = fire
+        self._heap: list = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def add(self, when: float, node, attempt: int) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (when, next(self._seq), node, attempt))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="simai-deadlines", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._heap.clear()
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed:
+                    if not self._heap:
+                        self._cond.wait()
+                        continue
+                    delay = self._heap[0][0] - time.monotonic()
+                    if delay <= 0:
+                        break
+                    self._cond.wait(delay)
+                if self._closed:
+                    return
+                _, _, node, attempt = heapq.heappop(self._heap)
+            if node.record.status == RUNNING and node.attempt == attempt:
+                self._fire(node, attempt)

@@ -1,0 +1,1 @@
+"""Built-in executors. Each module imports its engine lazily, inside ``get_executor()``."""

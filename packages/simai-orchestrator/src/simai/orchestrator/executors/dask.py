@@ -1,0 +1,93 @@
+"""``dask``: a Dask LocalCluster on loopback (or an existing scheduler at ``address``)."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Executor, Future
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from simai.orchestrator.executors._missing import require
+
+
+class DaskExecutor(Executor):
+    """Submits through a ``distributed.Client``; closes only the cluster it started."""
+
+    def __init__(self, config: DaskConfig):
+        dask = require("dask", "dask", "dask")
+        distributed = require("distributed", "dask", "dask")
+        self._cluster = None
+        # Worker loss is retried by the orchestrator (WorkflowComponent.retries), so Dask's
+        # own re-runs are off by default: a killed worker fails the component at once.
+        with dask.config.set({"distributed.scheduler.allowed-failures": config.allowed_failures}):
+            if config.address:
+                self.client = distributed.Client(config.address, timeout=config.connect_timeout)
+            else:
+                self._cluster = distributed.LocalCluster(
+                    n_workers=config.max_workers,
+                    threads_per_worker=config.threads_per_worker,
+                    processes=config.processes,
+                    host="127.0.0.1",
+                    dashboard_address="127.0.0.1:0" if config.dashboard else None,
+                    memory_limit=config.memory_limit,
+                    silence_logs=config.silence_logs,
+                )
+                self.client = distributed.Client(self._cluster)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        if self._closed:
+            raise RuntimeError("cannot submit after shutdown")
+        out: Future = Future()
+        dfut = self.client.submit(fn, *args, pure=False, **kwargs)
+        out._simai_engine_future = dfut  # type: ignore[attr-defined]
+
+        def relay(df) -> None:  # runs in Dask's callback thread
+            if not out.set_running_or_notify_cancel():
+                return
+            try:
+                if df.status == "finished":
+                    out.set_result(df.result())
+                elif df.status == "cancelled":
+                    out.set_exception(RuntimeError("the Dask task was cancelled"))
+                else:
+                    out.set_exception(df.exception())
+            except BaseException as exc:
+                if not out.done():
+                    out.set_exception(exc)
+
+        dfut.add_done_callback(relay)
+        return out
+
+    def cancel_running(self, fut: Future) -> None:
+        dfut = getattr(fut, "_simai_engine_future", None)
+        if dfut is not None:
+            dfut.cancel()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+class DaskConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "dask"
+    address: str | None = Field(default=None, description="existing scheduler, e.g. tcp://127.0.0.1:8786")
+    max_workers: int | None = Field(default=2, ge=1, description="LocalCluster workers")
+    threads_per_worker: int = Field(default=1, ge=1)
+    processes: bool = True
+    dashboard: bool = False
+    memory_limit: str | float | None = "auto"
+    allowed_failures: int = Field(default=0, ge=0)
+    silence_logs: int = 50  # logging.CRITICAL: failures are reported by the orchestrator
+    connect_timeout: str = "30s"
+
+    def get_executor(self) -> DaskExecutor:
+        return DaskExecutor(self)

@@ -1,0 +1,174 @@
+"""`Orchestrator` (owns the executor and the DAG) and `OrchestratorClient` (submits to it)."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Executor, Future
+from typing import Any
+
+from simai.orchestrator.component import WorkflowComponent
+from simai.orchestrator.config import OrchestratorConfig, SystemConfig
+from simai.orchestrator.dag import ComponentRecord, RunReport, Scheduler
+from simai.orchestrator.protocols import ExecutorConfig
+from simai.orchestrator.registry import make_executor_config
+
+__all__ = ["Orchestrator", "OrchestratorClient", "OrchetratorClient"]
+
+
+class OrchestratorClient:
+    """Submits components. Usable inside running components, on any executor.
+
+    In the orchestrator's own process it is this object; pickled into a worker process
+    (process pool, Dask, Ray, Parsl, Dragon) it becomes a proxy that submits over an
+    authenticated loopback connection, and whose futures complete when the orchestrator
+    reports the component done.
+    """
+
+    def __init__(self, orchestrator: Orchestrator):
+        self._orch = orchestrator
+
+    def submit(self, component: WorkflowComponent) -> Future:
+        """Submit one component; returns a `concurrent.futures.Future` of its result.
+
+        Raises ValueError at once for an unknown dependency, a repeated name, or a
+        resource request the system can never meet.
+        """
+        return self._orch._scheduler.submit(component)
+
+    def submit_many(self, components) -> list[Future]:
+        """Submit components that may depend on each other, in any order; cycles are rejected."""
+        return self._orch._scheduler.submit_many(list(components))
+
+    def status(self, name: str | None = None) -> ComponentRecord | dict[str, ComponentRecord]:
+        """One component's record, or all of them by name (snapshots)."""
+        if name is None:
+            return self._orch.records()
+        return self._orch._scheduler.record(name)
+
+    def records(self) -> dict[str, ComponentRecord]:
+        return self._orch.records()
+
+    def __reduce__(self):
+        from simai.orchestrator._proxy import RemoteClient
+
+        return (RemoteClient, self._orch._client_server().proxy_args())
+
+    def __enter__(self) -> OrchestratorClient:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._orch.__exit__(exc_type, exc, tb)
+
+
+OrchetratorClient = OrchestratorClient  # the original's spelling
+
+
+class Orchestrator:
+    """Runs components on one executor, honouring dependencies, resources and timeouts.
+
+    ``orchestrator_config`` is an `OrchestratorConfig`, or any object with
+    ``get_executor()`` (a TaPS-style executor config), or a ready `Executor`.
+    """
+
+    def __init__(self, system_config: SystemConfig | None = None,
+                 orchestrator_config: OrchestratorConfig | ExecutorConfig | Executor | None = None):
+        self.system_config = system_config or SystemConfig()
+        self.orchestrator_config = orchestrator_config or OrchestratorConfig()
+        self._scheduler: Scheduler | None = None
+        self._executor: Executor | None = None
+        self._client: OrchestratorClient | None = None
+        self._server = None
+        self._server_lock = threading.Lock()
+        self._owns_executor = True
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> OrchestratorClient:
+        if self._client is not None:
+            return self._client
+        cfg = self.orchestrator_config
+        profile = False
+        if isinstance(cfg, OrchestratorConfig):
+            options = dict(cfg.options)
+            options.setdefault("max_workers", cfg.max_workers)
+            options.setdefault("address", cfg.address)
+            factory = make_executor_config(cfg.name, **options)
+            name, profile = cfg.name, cfg.profile
+        elif isinstance(cfg, Executor):
+            factory, name = None, type(cfg).__name__
+            self._executor, self._owns_executor = cfg, False
+        elif isinstance(cfg, ExecutorConfig):
+            factory, name = cfg, getattr(cfg, "name", None) or type(cfg).__name__
+        else:
+            raise TypeError("orchestrator_config must be an OrchestratorConfig, an object with "
+                            f"get_executor(), or an Executor; got {type(cfg).__name__}")
+        if factory is not None:
+            self._executor = factory.get_executor()
+        cancel = getattr(self._executor, "cancel_running", None)
+        self._scheduler = Scheduler(self._executor, name, self.system_config, profile, cancel)
+        self._client = OrchestratorClient(self)
+        return self._client
+
+    @property
+    def client(self) -> OrchestratorClient:
+        return self._client if self._client is not None else self.start()
+
+    @property
+    def executor(self) -> Executor | None:
+        return self._executor
+
+    def submit(self, component: WorkflowComponent) -> Future:
+        return self.client.submit(component)
+
+    def wait(self, timeout: float | None = None) -> RunReport:
+        """Block until every submitted component (also those submitted by components) has
+        finished, or ``timeout`` seconds passed. Never raises for failed components: the
+        report says what happened (``report.ok``, ``report.failed``, ``report.not_done``)."""
+        if self._scheduler is None:
+            return RunReport()
+        return self._scheduler.wait(timeout)
+
+    def records(self) -> dict[str, ComponentRecord]:
+        """Per-component records (status, times, attempts, error, root cause, result)."""
+        return self._scheduler.records() if self._scheduler is not None else {}
+
+    def stop(self, wait: bool = True, cancel: bool = True) -> None:
+        """Cancel components still waiting (dependencies/resources), then shut the executor
+        down, waiting for running ones when ``wait``. Idempotent."""
+        if self._scheduler is None:
+            return
+        self._scheduler.stop(cancel=cancel)
+        if self._executor is not None and self._owns_executor:
+            try:
+                self._executor.shutdown(wait=wait, cancel_futures=True)
+            except TypeError:  # executors predating cancel_futures
+                self._executor.shutdown(wait=wait)
+        self._scheduler.fail_running("the executor was shut down before it finished")
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    def _client_server(self):
+        with self._server_lock:
+            if self._server is None:
+                from simai.orchestrator._proxy import ClientServer
+
+                host = getattr(self.orchestrator_config, "client_host", "127.0.0.1")
+                self._server = ClientServer(self._client, host)
+            return self._server
+
+    def __enter__(self) -> Orchestrator:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.wait()
+        self.stop(wait=exc_type is None)
+
+    def __repr__(self) -> str:
+        name = getattr(self.orchestrator_config, "name", type(self.orchestrator_config).__name__)
+        state = "started" if self._scheduler is not None else "not started"
+        return f"Orchestrator({name!r}, system={self.system_config.name!r}, {state})"
+
+    def __getstate__(self) -> Any:
+        raise TypeError("an Orchestrator cannot be pickled; pass its client to components instead")
