@@ -20,10 +20,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import Result, parser, report  # noqa: E402
+from _common import Result, parser, report
 
-from simai.components import Simulation  # noqa: E402
-from simai.kernels import get_kernel  # noqa: E402
+from simai.components import Simulation
+from simai.kernels import get_kernel
 
 TARGETS_MS = (5, 20, 50, 200)
 KERNEL = "MatMulSimple2D"
@@ -41,7 +41,12 @@ def busy_loop_step(kernel, run_time: float) -> float:
 
 def stats(errors: list[float]) -> tuple[float, float, float, float]:
     a = np.abs(np.asarray(errors))
-    return (float(np.median(a)), float(np.percentile(a, 95)), float(a.max()), float(np.mean(errors)))
+    return (
+        float(np.median(a)),
+        float(np.percentile(a, 95)),
+        float(a.max()),
+        float(np.mean(errors)),
+    )
 
 
 def main() -> None:
@@ -72,25 +77,56 @@ def main() -> None:
         calls = np.mean([r.kernels[0].calls for r in sim.records])
         tails = np.mean([r.kernels[0].tail_calls for r in sim.records])
         assert abs(rep.median - o_med) < 1e-12 and rep.count == steps
-        extra = {"steps": steps, "ours_max_pct": 100 * o_max, "ref_max_pct": 100 * r_max,
-                 "ours_mean_signed_pct": 100 * o_mean, "ref_mean_signed_pct": 100 * r_mean,
-                 "full_calls_per_step": float(calls), "tail_calls_per_step": float(tails)}
-        results.append(Result("fidelity", f"{target_ms} ms median |err|", 100 * o_med, 100 * r_med,
-                              "busy loop", unit="%", target="<= 1 %", met=o_med <= 0.01, extra=extra))
-        results.append(Result("fidelity", f"{target_ms} ms p95 |err|", 100 * o_p95, 100 * r_p95,
-                              "busy loop", unit="%", target="<= 3 %", met=o_p95 <= 0.03, extra=extra))
+        extra = {
+            "steps": steps,
+            "ours_max_pct": 100 * o_max,
+            "ref_max_pct": 100 * r_max,
+            "ours_mean_signed_pct": 100 * o_mean,
+            "ref_mean_signed_pct": 100 * r_mean,
+            "full_calls_per_step": float(calls),
+            "tail_calls_per_step": float(tails),
+        }
+        results.append(
+            Result(
+                "fidelity",
+                f"{target_ms} ms median |err|",
+                100 * o_med,
+                100 * r_med,
+                "busy loop",
+                unit="%",
+                target="<= 1 %",
+                met=o_med <= 0.01,
+                extra=extra,
+            )
+        )
+        results.append(
+            Result(
+                "fidelity",
+                f"{target_ms} ms p95 |err|",
+                100 * o_p95,
+                100 * r_p95,
+                "busy loop",
+                unit="%",
+                target="<= 3 %",
+                met=o_p95 <= 0.03,
+                extra=extra,
+            )
+        )
     report(
         f"Emulation fidelity: {KERNEL} {DATA_SIZE[0]}x{DATA_SIZE[1]} float32, {steps} steps/target, "
         f"tail={args.tail}, per call median {1e3 * float(np.median(per_call)):.3f} ms, "
         f"load avg {load0:.1f} -> {os.getloadavg()[0]:.1f}",
-        results, args.json,
+        results,
+        args.json,
     )
     for r in results[::2]:
         e = r.extra
-        print(f"{r.case.split(' median')[0]:>7}: max ours {e['ours_max_pct']:.2f} % vs busy loop "
-              f"{e['ref_max_pct']:.2f} %; mean signed ours {e['ours_mean_signed_pct']:+.2f} % vs "
-              f"{e['ref_mean_signed_pct']:+.2f} %; calls/step {e['full_calls_per_step']:.1f} full "
-              f"+ {e['tail_calls_per_step']:.1f} tail")
+        print(
+            f"{r.case.split(' median')[0]:>7}: max ours {e['ours_max_pct']:.2f} % vs busy loop "
+            f"{e['ref_max_pct']:.2f} %; mean signed ours {e['ours_mean_signed_pct']:+.2f} % vs "
+            f"{e['ref_mean_signed_pct']:+.2f} %; calls/step {e['full_calls_per_step']:.1f} full "
+            f"+ {e['tail_calls_per_step']:.1f} tail"
+        )
 
 
 if __name__ == "__main__":

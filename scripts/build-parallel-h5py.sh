@@ -36,7 +36,7 @@ pkg-config --exists hdf5-mpich || { echo "pkg-config cannot find hdf5-mpich: ins
 PY="$VENV_DIR/bin/python"
 "$PY" -m pip install -q --upgrade pip
 # Build requirements of h5py, installed up front because we build without isolation.
-"$PY" -m pip install -q numpy "Cython>=3" pkgconfig setuptools wheel
+"$PY" -m pip install -q --upgrade numpy "Cython>=3" pkgconfig "setuptools>=77" wheel
 
 export CC=mpicc.mpich MPICC=mpicc.mpich
 "$PY" -m pip install -q --no-cache-dir --no-binary=mpi4py "mpi4py${MPI4PY_VERSION:+==$MPI4PY_VERSION}"

@@ -70,8 +70,15 @@ def test_tail_calls_fill_the_remainder():
     est, tail_est = CostEstimator(), CostEstimator()
     est.update(1.0)
     tail_est.update(0.1)
-    res = pace(2.55, work(clock, [1.0] * 5), est, tail_call=work(clock, [0.1] * 50),
-               tail_est=tail_est, finish="none", clock=clock)
+    res = pace(
+        2.55,
+        work(clock, [1.0] * 5),
+        est,
+        tail_call=work(clock, [0.1] * 50),
+        tail_est=tail_est,
+        finish="none",
+        clock=clock,
+    )
     assert res.calls == 2
     assert res.tail_calls == 5  # 0.55 left -> five 0.1 calls fit
     assert clock.t == pytest.approx(2.5)
@@ -123,3 +130,22 @@ def test_calibrate_drops_the_cold_first_call():
     est = CostEstimator()
     calibrate(work(clock, [5.0, 1.0, 1.0]), est, n=3, clock=clock)
     assert list(est.times) == [1.0, 1.0]
+
+
+def test_idle_estimator_becomes_stale_and_backs_off():
+    clock = FakeClock()
+    est = CostEstimator(window=10)
+    for _ in range(10):
+        est.update(50.0)  # measured under heavy load
+    for _ in range(CostEstimator.IDLE_LIMIT):
+        assert not est.stale
+        start = clock.t
+        assert pace(start + 1.0, work(clock, []), est, finish="none", clock=clock).calls == 0
+        clock.t = start + 1.0
+    assert est.stale
+    est.recalibrated()
+    assert not est.calibrated and not est.stale
+    assert est.idle_limit == 2 * CostEstimator.IDLE_LIMIT
+    est.update(0.1)
+    pace(clock.t + 1.0, work(clock, [0.1] * 20), est, finish="none", clock=clock)
+    assert est.idle_limit == CostEstimator.IDLE_LIMIT  # calls fit again: back-off reset

@@ -10,7 +10,10 @@ import pytest
 from simai.datastore import DataStore, ServerManager, server_registry
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FAKE_PYDAOS = os.path.join(HERE, "fake_pydaos")
+# Child processes (spawn) import their target functions from ds_workers.py here.
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+from ds_workers import FAKE_PYDAOS  # noqa: E402
 
 # Every backend the contract suite runs against (dragon runs in its own runtime,
 # see test_dragon.py). "daos-kv-fake" talks to the in-repo fake pydaos module.

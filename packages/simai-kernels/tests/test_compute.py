@@ -136,3 +136,13 @@ def test_concurrent_calls_from_threads():
     with ThreadPoolExecutor(4) as pool:
         timings = list(pool.map(lambda _: k(data_size=(32, 32)), range(16)))
     assert len(timings) == 16 and all(t.host_dt >= 0 for t in timings)
+
+
+def test_kernel_pickles_after_use():
+    import pickle
+
+    k = get_kernel("AXPY")
+    k(data_size=8)
+    clone = pickle.loads(pickle.dumps(k))
+    assert (clone.name, clone.family) == ("AXPY", "compute")
+    assert clone(data_size=8).host_dt >= 0

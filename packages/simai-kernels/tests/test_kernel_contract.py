@@ -71,6 +71,7 @@ def test_defaults_return_timing(name):
     assert t._fields == ("host_dt", "device_dt")
 
 
+@pytest.mark.mpi
 def test_defaults_of_mpi_kernels(tmp_path):
     """Comm and collective I/O kernels work as a plain single process (MPI singleton)."""
     code = (

@@ -30,11 +30,16 @@ def test_import_pulls_no_optional_dependency():
 def absent(monkeypatch):
     """Make modules unimportable, as if their extra were not installed."""
 
+    from simai.kernels import xp
+
     def hide(*names):
         for name in names:
             monkeypatch.setitem(sys.modules, name, None)
 
-    return hide
+    # Backends are cached per process; on a GPU machine an earlier test built the cuda one.
+    xp._backend.cache_clear()
+    yield hide
+    xp._backend.cache_clear()
 
 
 def test_missing_cupy_names_the_cuda_extra(absent):

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -38,6 +38,19 @@ CHILD = textwrap.dedent(
             pass
     """
 )
+
+
+@pytest.fixture(autouse=True)
+def fresh_tracing_globals(monkeypatch):
+    """Each test starts in a process with no tracer provider installed yet, whatever
+    another package's tests installed before (as opentelemetry's own test utilities
+    do with ``reset_trace_globals``); the previous globals come back afterwards."""
+    from opentelemetry.util._once import Once
+
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
+    for var in (ENV_DIR, ENV_TRACEPARENT, "OTEL_PYTHON_TRACER_PROVIDER"):
+        monkeypatch.delenv(var, raising=False)
 
 
 def _child_script(tmp_path: Path) -> Path:
@@ -76,9 +89,31 @@ def test_spans_of_one_process_form_one_tree_under_the_root(tmp_path):
     assert current_run() is None
 
 
-def test_run_end_restores_environment_and_stops_recording(tmp_path, monkeypatch):
-    monkeypatch.delenv(ENV_DIR, raising=False)
-    monkeypatch.delenv("OTEL_PYTHON_TRACER_PROVIDER", raising=False)
+def test_a_burst_of_spans_from_many_threads_loses_none(tmp_path):
+    tracer = trace.get_tracer("simai.kernels")
+
+    def burst(i):
+        for j in range(2500):
+            tracer.start_span("kernel.burst", attributes={"simai.step": j, "worker": i}).end()
+
+    with start_run(tmp_path, copy_bandwidth=False), ThreadPoolExecutor(4) as pool:
+        list(pool.map(burst, range(4)))
+    spans = [s for s in load_spans(tmp_path) if s.name == "kernel.burst"]
+    assert len(spans) == 10_000
+    assert len({s.span_id for s in spans}) == 10_000
+
+
+def test_import_loads_neither_the_sdk_nor_numpy():
+    code = (
+        "import sys, simai.profiling; "
+        "print(sorted(m for m in ('numpy', 'opentelemetry.sdk', 'matplotlib') if m in sys.modules))"
+    )
+    done = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_run_end_restores_environment_and_stops_recording(tmp_path):
     tracer = trace.get_tracer("test")
     with start_run(tmp_path / "a", copy_bandwidth=False) as first:
         assert os.environ[ENV_DIR] == str((tmp_path / "a").resolve())
@@ -107,7 +142,7 @@ def test_failed_run_marks_its_root_span_as_error(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 def test_multiprocessing_children_join_the_parent_trace(tmp_path, method):
     script = _child_script(tmp_path)
     with start_run(tmp_path / "run", copy_bandwidth=False) as run:
@@ -122,15 +157,34 @@ def test_multiprocessing_children_join_the_parent_trace(tmp_path, method):
     spans = load_spans(tmp_path / "run")
     child_spans = [s for s in spans if s.pid != os.getpid()]
     assert {s.pid for s in child_spans} == {p.pid for p in procs}
+    _assert_child_spans(spans, child_spans, run, nchildren=2)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_process_pool_workers_join_the_parent_trace(tmp_path, method):
+    # Pool workers outlive each task and leave through multiprocessing's exit path.
+    with start_run(tmp_path / "run", copy_bandwidth=False) as run:
+        pool = ProcessPoolExecutor(2, mp_context=mp.get_context(method))
+        with pool:
+            for future in [pool.submit(exec, CHILD, {}) for _ in range(2)]:
+                future.result(timeout=60)
+    spans = load_spans(tmp_path / "run")
+    child_spans = [s for s in spans if s.pid != os.getpid()]
+    _assert_child_spans(spans, child_spans, run, nchildren=2)
+
+
+def _assert_child_spans(spans, child_spans, run, nchildren):
     assert {s.trace_id for s in spans} == {run.trace_id}
     steps = [s for s in child_spans if s.name == "component.step"]
     writes = [s for s in child_spans if s.name == "datastore.stage_write"]
-    assert len(steps) == len(writes) == 2
+    assert len(steps) == len(writes) == nchildren
     assert all(s.parent_id == run.root_span_id for s in steps)
     assert {w.parent_id for w in writes} == {s.span_id for s in steps}
     assert all(w.attributes["simai.bytes"] == 4096 for w in writes)
-    files = sorted(p.name for p in (tmp_path / "run" / "spans").iterdir())
-    assert len(files) == 3  # the parent's file and one per child
+    files = {p.name for p in run.spans_dir.iterdir()}
+    assert {f"{s.host}-{s.pid}.jsonl" for s in child_spans} <= files
 
 
 @pytest.mark.mpi
@@ -163,10 +217,7 @@ def test_configure_from_env_is_a_no_op_without_a_run(tmp_path):
         print("ok")
         """
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIMAI_", "OTEL_"))}
-    done = subprocess.run([PY, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    assert _run_python(code).strip() == "ok"
     assert not list(tmp_path.iterdir())
 
 
@@ -187,6 +238,64 @@ def test_configure_from_env_joins_the_named_run_once(tmp_path):
     (work,) = [s for s in load_spans(tmp_path) if s.name == "rank work"]
     assert work.rank == 3 and work.trace_id == run.trace_id
     assert work.parent_id == run.root_span_id
+
+
+def _run_python(code: str, **env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SIMAI_", "OTEL_"))}
+    done = subprocess.run(
+        [PY, "-c", textwrap.dedent(code)],
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_an_application_sdk_provider_is_joined_not_replaced(tmp_path):
+    # The application set up OpenTelemetry first; the run records alongside its exporter.
+    _run_python(
+        f"""
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from simai.profiling import load_spans, start_run
+
+        mine = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(mine))
+        trace.set_tracer_provider(provider)
+        with start_run({str(tmp_path)!r}, copy_bandwidth=False) as run:
+            trace.get_tracer("app").start_span("app.work").end()
+        assert trace.get_tracer_provider() is provider
+        work = [s for s in load_spans({str(tmp_path)!r}) if s.name == "app.work"]
+        assert len(work) == 1 and work[0].trace_id == run.trace_id
+        assert work[0].parent_id == run.root_span_id
+        assert {{s.name for s in mine.get_finished_spans()}} == {{"run", "app.work"}}
+        """
+    )
+
+
+def test_a_processor_added_to_our_provider_gets_spans_between_runs(tmp_path):
+    _run_python(
+        f"""
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from simai.profiling import start_run
+
+        with start_run({str(tmp_path)!r}, copy_bandwidth=False):
+            pass
+        tracer = trace.get_tracer("lib")
+        tracer.start_span("unseen").end()
+        mine = InMemorySpanExporter()
+        trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(mine))
+        tracer.start_span("seen").end()
+        assert [s.name for s in mine.get_finished_spans()] == ["seen"]
+        """
+    )
 
 
 def test_detect_rank_reads_the_launchers_variables(monkeypatch):

@@ -21,8 +21,19 @@ if launcher == "mpi":
 
     comm = MPI.COMM_WORLD
 
-ai = AI("train", model_type="feedforward", ddp=True, comm=comm, seed=0, batch_size=16,
-        input_dim=8, output_dim=2, neurons_per_layer=16, num_hidden_layers=1, dropout=0.0)
+ai = AI(
+    "train",
+    model_type="feedforward",
+    ddp=True,
+    comm=comm,
+    seed=0,
+    batch_size=16,
+    input_dim=8,
+    output_dim=2,
+    neurons_per_layer=16,
+    num_hidden_layers=1,
+    dropout=0.0,
+)
 rank, world = ai.rank, ai.world_size
 rng = np.random.default_rng(100 + rank)  # different data on each rank
 x = rng.standard_normal((256, 8)).astype(np.float32)
@@ -33,8 +44,15 @@ ai.train(run_count=10, data=(x, y))
 timed = ai.train(run_time=0.05)
 ai.train()  # one epoch; ranks agree on the batch count
 np.savez(out / f"ddp_{rank}.npz", params=ai.parameters_vector())
-(out / f"ddp_{rank}.json").write_text(json.dumps({
-    "rank": rank, "world": world, "timed_batches": timed.batches,
-    "records": len(ai.records), "loss": ai.last_loss,
-}))
+(out / f"ddp_{rank}.json").write_text(
+    json.dumps(
+        {
+            "rank": rank,
+            "world": world,
+            "timed_batches": timed.batches,
+            "records": len(ai.records),
+            "loss": ai.last_loss,
+        }
+    )
+)
 ai.close()

@@ -40,6 +40,8 @@ def find_bench_dir(explicit: Path | None = None) -> Path:
 
 def run_suites(suite: str, *, quick: bool, json_path: Path | None, plot: Path | None,
                bench_dir: Path | None, console: Any) -> int:
+    from rich.markup import escape
+
     folder = find_bench_dir(bench_dir)
     names = SUITES if suite == "all" else (suite,)
     available = [n for n in names if (folder / f"{n}.py").is_file()]
@@ -50,7 +52,7 @@ def run_suites(suite: str, *, quick: bool, json_path: Path | None, plot: Path | 
     if not available:
         raise BenchNotFound(f"{folder} holds none of the suites {', '.join(SUITES)}")
     for n in missing:
-        console.print(f"[yellow]skipping[/] {n}: {folder}/{n}.py does not exist")
+        console.print(f"[yellow]skipping[/] {n}: {escape(str(folder))}/{n}.py does not exist")
     worst = 0
     tmp = tempfile.TemporaryDirectory(prefix="simai-bench-")
     with tmp:
@@ -65,7 +67,7 @@ def run_suites(suite: str, *, quick: bool, json_path: Path | None, plot: Path | 
             cmd = [sys.executable, str(folder / f"{name}.py"), "--json", str(out_json)]
             if quick:
                 cmd.append("--quick")
-            console.print(f"[bold]running[/] {' '.join(cmd[1:])}")
+            console.print(f"[bold]running[/] {escape(' '.join(cmd[1:]))}", soft_wrap=True)
             code = subprocess.call(cmd, cwd=folder.parent, env=dict(os.environ))
             if code != 0:
                 console.print(f"[bold red]{name} failed[/] (exit code {code})")
@@ -75,9 +77,9 @@ def run_suites(suite: str, *, quick: bool, json_path: Path | None, plot: Path | 
                 png = plot or (out_json.with_suffix(".png") if json_path else Path("bench-datastore.png"))
                 try:
                     if staging_plot(out_json, png):
-                        console.print(f"wrote the staging plot {png}")
+                        console.print(f"wrote the staging plot {escape(str(png))}")
                 except ImportError as exc:
-                    console.print(f"[yellow]no staging plot:[/] {exc}")
+                    console.print(f"[yellow]no staging plot:[/] {escape(str(exc))}")
     return 1 if worst else 0
 
 
@@ -132,8 +134,12 @@ def staging_plot(json_file: Path, png: Path) -> bool:
         size = _size_of(r)
         if size is None:
             continue
+        case = r.get("case", "")
+        if "overhead" in case or "many-to-one" in case:
+            continue  # not a size sweep
         method = _method_of(r)
-        if (ours := _rate(r, size, "ours")) is not None:
+        # "X vs Y" rows re-measure X only to compare with Y: plot Y's line from them.
+        if " vs " not in case and (ours := _rate(r, size, "ours")) is not None:
             lines[method][size] = ours
         ref_name = r.get("reference_name")
         if ref_name and (ref := _rate(r, size, "reference")) is not None:

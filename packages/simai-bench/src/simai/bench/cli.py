@@ -24,11 +24,17 @@ _SERVER_TYPES = ("filesystem", "node-local", "redis", "dragon", "daos")
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Logs and CI: rich would wrap tables at 80 columns.
+        console = Console(stderr=stderr, highlight=False, width=120)
+    return console
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    _console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     sys.exit(code)
 
 
@@ -81,11 +87,14 @@ def run(workflow_file: Path, backend: str | None, executor: str | None, out: Pat
 @click.option("--backend", metavar="TYPE", help="Staging server type (default: filesystem).")
 @click.option("--executor", metavar="NAME", help="Executor (default: thread-pool).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
-def demo(app: str, backend: str | None, executor: str | None, out: Path | None) -> None:
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Override a field of the mini-app's workflow file (see `simai run --help`).")
+def demo(app: str, backend: str | None, executor: str | None, out: Path | None,
+         overrides: tuple[str, ...]) -> None:
     """Run a built-in mini-app (filesystem staging + thread pool; nothing on the network)."""
     from simai.bench.miniapps import config_path
 
-    sys.exit(_run_spec_file(config_path(app), backend, executor, out, None, ()))
+    sys.exit(_run_spec_file(config_path(app), backend, executor, out, None, overrides))
 
 
 def _load_spec(path: Path, backend: str | None, executor: str | None, overrides: tuple[str, ...]) -> Any:
@@ -183,7 +192,9 @@ def _run_script(path: Path, backend: str | None, executor: str | None, out: Path
     finally:
         wf._set_session(None)
     if script_error:
-        _console(stderr=True).print(f"[bold red]error:[/] {script_error}")
+        from rich.markup import escape
+
+        _console(stderr=True).print(f"[bold red]error:[/] {escape(script_error)}")
         return EXIT_FAILED
     if not session.results:
         _console().print(f"{path} ran but launched no Workflow")
@@ -201,6 +212,7 @@ class _CliSession:
         self.executor = executor
         self.results: list[Any] = []
         self.console = _console()
+        self._registered: list[Any] = []
 
     def _dir_for(self, workflow: Any) -> Path:
         if self.single:
@@ -210,14 +222,17 @@ class _CliSession:
 
     def launch(self, workflow: Any, timeout: float | None = None, run_dir: Any = None,
                profile: bool = True) -> Any:
+        from rich.markup import escape
+
         from simai.bench import _display
 
         self._apply_overrides(workflow)
         run_dir = Path(run_dir) if run_dir and self.single else self._dir_for(workflow)
-        self.console.print(f"[bold]simai run[/] {workflow.name}: {len(workflow.components)} components on "
-                           f"{workflow.orchestrator_config.name}"
-                           + (f", staging through {_server_type(workflow.server_config)}" if workflow.server_config else "")
-                           + f"; run directory {run_dir}")
+        self.console.print(f"[bold]simai run[/] {escape(workflow.name)}: {len(workflow.components)} components on "
+                           f"{escape(workflow.orchestrator_config.name)}"
+                           + (f", staging through {escape(_server_type(workflow.server_config))}" if workflow.server_config else "")
+                           + f"; run directory {escape(str(run_dir))}")
+        self._registered = workflow.components
         fut = workflow.launch_async(timeout=timeout, run_dir=run_dir if profile else None)
         result = _display.watch(workflow, fut, self.console)
         if result.run_dir is None:
@@ -252,23 +267,26 @@ class _CliSession:
                     _fail(exc.errors()[0]["msg"].removeprefix("Value error, "))
 
     def _report(self, result: Any, run_dir: Path) -> None:
+        from rich.markup import escape
+
         from simai.bench import _display
 
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2, default=repr))
-        self.console.print(_display.result_table(result))
-        if (t := _display.metrics_table(result)) is not None:
+        registered = {c.name for c in getattr(self, "_registered", ())}
+        self.console.print(_display.result_table(result, registered))
+        if (t := _display.metrics_table(result, registered)) is not None:
             self.console.print(t)
         summary = result.files.get("summary_json") or (run_dir / "summary.json")
         if Path(summary).exists() and (t := _display.summary_table(Path(summary))) is not None:
             self.console.print(t)
         if result.error:
-            self.console.print(f"[bold red]run error:[/] {result.error}")
+            self.console.print(f"[bold red]run error:[/] {escape(result.error)}")
         written = ["result.json", *sorted(p.name for p in run_dir.iterdir() if p.name != "result.json" and p.is_file())]
-        self.console.print(f"wrote {', '.join(written)} to {run_dir}")
+        self.console.print(f"wrote {', '.join(written)} to {escape(str(run_dir))}", soft_wrap=True)
         if not result.ok:
             names = ", ".join(c.name for c in result.failed) or "the run"
-            self.console.print(f"[bold red]failed:[/] {names}")
+            self.console.print(f"[bold red]failed:[/] {escape(names)}")
 
 
 def _server_type(cfg: Any) -> str:

@@ -51,10 +51,18 @@ class CostEstimator:
 
     When a step makes no call at all although a typical call would have fitted, the
     most expensive remembered sample is forgotten (``relax``): a burst of stalls can
-    then never lock the estimate above the target for good.
+    then never lock the estimate above the target for good. If calls stop altogether
+    (every sample, even the typical one, exceeds the time left), ``stale`` tells the
+    owner to recalibrate between steps, so a load that has gone away is noticed.
     """
 
-    __slots__ = ("_sorted_cache", "quantile", "samples", "times", "window")
+    __slots__ = ("_sorted_cache", "idle", "idle_limit", "quantile", "samples", "times", "window")
+
+    #: After this many consecutive paced phases without a single call, the estimate is
+    #: declared stale (``stale``) and the owner recalibrates between steps; the limit
+    #: doubles each time it is hit (up to 64x), so a kernel that really is slower than
+    #: its target is not re-measured over and over.
+    IDLE_LIMIT = 10
 
     def __init__(self, quantile: float = DEFAULT_QUANTILE, window: int = DEFAULT_WINDOW) -> None:
         if not 0 < quantile <= 1:
@@ -64,6 +72,8 @@ class CostEstimator:
         self.times: deque[float] = deque(maxlen=self.window)
         self.samples = 0
         self._sorted_cache: list[float] | None = None
+        self.idle = 0
+        self.idle_limit = self.IDLE_LIMIT
 
     @property
     def calibrated(self) -> bool:
@@ -98,10 +108,32 @@ class CostEstimator:
             self.times.remove(max(self.times))
             self._sorted_cache = None
 
+    def note_phase(self, calls: int) -> None:
+        if calls:
+            self.idle = 0
+            self.idle_limit = self.IDLE_LIMIT
+        else:
+            self.idle += 1
+
+    @property
+    def stale(self) -> bool:
+        """No call fitted for ``idle_limit`` phases in a row: the estimate may be outdated
+        (e.g. measured under load that has since gone), and no call will refresh it."""
+        return self.idle >= self.idle_limit
+
+    def recalibrated(self) -> None:
+        """Forget the samples before a fresh calibration; back off the next one."""
+        self.times.clear()
+        self._sorted_cache = None
+        self.idle = 0
+        self.idle_limit = min(self.idle_limit * 2, 64 * self.IDLE_LIMIT)
+
     def reset(self) -> None:
         self.times.clear()
         self.samples = 0
         self._sorted_cache = None
+        self.idle = 0
+        self.idle_limit = self.IDLE_LIMIT
 
 
 @dataclass(frozen=True)
@@ -110,6 +142,7 @@ class PaceResult:
     tail_calls: int  # cheaper calls made in the tail
     tail_s: float  # time from the end of the last full call to the end (tail + finish)
     finish_s: float  # time spent waiting (spinning/sleeping) for the deadline
+    busy_s: float = 0.0  # time spent inside calls (full and tail)
 
 
 def _run_phase(
@@ -119,8 +152,9 @@ def _run_phase(
     agree: Callable[[bool], bool] | None,
     max_calls: int | None,
     clock: Callable[[], float],
-) -> int:
+) -> tuple[int, float]:
     n = 0
+    busy = 0.0
     start_remaining = deadline - clock()
     while max_calls is None or n < max_calls:
         fits = deadline - clock() >= est.upper()
@@ -130,11 +164,14 @@ def _run_phase(
             break
         t0 = clock()
         call()
-        est.update(clock() - t0)
+        dt = clock() - t0
+        est.update(dt)
+        busy += dt
         n += 1
     if n == 0 and start_remaining >= 2 * est.typical():
         est.relax()
-    return n
+    est.note_phase(n)
+    return n, busy
 
 
 #: With ``finish="sleep"``, how long before the deadline the sleep ends and the spin
@@ -142,8 +179,12 @@ def _run_phase(
 SPIN_S = 0.0003
 
 
-def wait_until(deadline: float, finish: Finish = "sleep", spin_s: float = SPIN_S,
-               clock: Callable[[], float] = time.perf_counter) -> None:
+def wait_until(
+    deadline: float,
+    finish: Finish = "sleep",
+    spin_s: float = SPIN_S,
+    clock: Callable[[], float] = time.perf_counter,
+) -> None:
     """Return at ``deadline`` (a ``clock()`` value), sleeping and/or spinning."""
     if finish == "none":
         return
@@ -175,19 +216,24 @@ def pace(
     ``max_calls`` bounds the number of full calls (a safety net against a clock that
     never advances).
     """
-    calls = _run_phase(deadline, call, est, agree, max_calls, clock)
+    calls, busy = _run_phase(deadline, call, est, agree, max_calls, clock)
     t_tail = clock()
     tail_calls = 0
     if tail_call is not None and tail_est is not None:
-        tail_calls = _run_phase(deadline, tail_call, tail_est, agree, max_calls, clock)
+        tail_calls, tail_busy = _run_phase(deadline, tail_call, tail_est, agree, max_calls, clock)
+        busy += tail_busy
     t_finish = clock()
     wait_until(deadline, finish, clock=clock)
     end = clock()
-    return PaceResult(calls, tail_calls, end - t_tail, end - t_finish)
+    return PaceResult(calls, tail_calls, end - t_tail, end - t_finish, busy)
 
 
-def calibrate(call: Callable[[], object], est: CostEstimator, n: int = 3,
-              clock: Callable[[], float] = time.perf_counter) -> float:
+def calibrate(
+    call: Callable[[], object],
+    est: CostEstimator,
+    n: int = 3,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
     """Seed ``est`` with ``n`` timed calls (the first also warms caches); returns time spent."""
     t_start = clock()
     for i in range(max(1, n)):

@@ -30,7 +30,9 @@ class StagingMixin:
         elif server_info is not None:
             from simai.datastore import DataStore
 
-            self.datastore = DataStore(self.name, server_info=server_info, allow_pickle=allow_pickle)
+            self.datastore = DataStore(
+                self.name, server_info=server_info, allow_pickle=allow_pickle
+            )
         else:
             self.datastore = None
 

@@ -20,7 +20,7 @@ from opentelemetry import trace
 from simai.components._pacing import DEFAULT_QUANTILE, CostEstimator, calibrate, pace
 from simai.components._staging import StagingMixin
 from simai.components._torch import require_torch
-from simai.components.config import MODEL_CONFIGS, AIConfig, Histogram
+from simai.components.config import MODEL_CONFIGS, AIConfig, Histogram, _to_target
 from simai.components.fidelity import FidelityReport, KernelRecord, StepRecord, fidelity_report
 
 __all__ = ["AI", "RunResult"]
@@ -48,12 +48,17 @@ class _Batches:
     chunk is smaller than one batch), so batch cost stays uniform for pacing.
     """
 
-    def __init__(self, torch: Any, chunks: list, stream: Iterator | None, convert: Any,
-                 shuffle: bool, seed: int | None) -> None:
+    def __init__(
+        self,
+        torch: Any,
+        chunks: list,
+        stream: Iterator | None,
+        shuffle: bool,
+        seed: int | None,
+    ) -> None:
         self.torch = torch
         self.chunks = chunks
         self.stream = stream
-        self.convert = convert
         self.shuffle = shuffle
         self.gen = torch.Generator().manual_seed(0 if seed is None else seed)
         self.index = -1
@@ -68,7 +73,7 @@ class _Batches:
         except StopIteration:
             self.stream = None
             return False
-        self.chunks.append(self.convert(item))
+        self.chunks.append(item)
         return True
 
     def _advance(self) -> None:
@@ -94,10 +99,10 @@ class _Batches:
         x, y = self.chunks[self.index]
         stop = min(self.pos + batch_size, n)
         if self.order is not None:
-            idx = self.order[self.pos:stop]
+            idx = self.order[self.pos : stop]
             xb, yb = x[idx], y[idx]
         else:
-            xb, yb = x[self.pos:stop], y[self.pos:stop]
+            xb, yb = x[self.pos : stop], y[self.pos : stop]
         self.pos = stop
         return xb, yb
 
@@ -151,14 +156,28 @@ class AI(StagingMixin):
         if model_type not in MODEL_CONFIGS:
             close = difflib.get_close_matches(str(model_type), list(MODEL_CONFIGS), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown model_type {model_type!r}{hint}; expected one of {sorted(MODEL_CONFIGS)}")
+            raise ValueError(
+                f"unknown model_type {model_type!r}{hint}; expected one of {sorted(MODEL_CONFIGS)}"
+            )
         model_kwargs = {k: v for k, v in kwargs.items() if k not in _LEGACY_KWARGS}
         self.config = AIConfig(
-            model_type=model_type, loss_type=loss_type, lr=lr, optimizer=optimizer,
-            batch_size=batch_size, tail_batch_size=tail_batch_size, data_size=data_size,
-            shuffle=shuffle, num_epochs=num_epochs, device=device, ddp=ddp, seed=seed, tail=tail,
+            model_type=model_type,
+            loss_type=loss_type,
+            lr=lr,
+            optimizer=optimizer,
+            batch_size=batch_size,
+            tail_batch_size=tail_batch_size,
+            data_size=data_size,
+            shuffle=shuffle,
+            num_epochs=num_epochs,
+            device=device,
+            ddp=ddp,
+            seed=seed,
+            tail=tail,
         )
-        self.model_config = MODEL_CONFIGS[model_type].model_validate({**(model_config or {}), **model_kwargs})
+        self.model_config = MODEL_CONFIGS[model_type].model_validate(
+            {**(model_config or {}), **model_kwargs}
+        )
         self.name = name
         self.model_type = model_type
         self.device = self.config.device
@@ -176,11 +195,14 @@ class AI(StagingMixin):
 
         self._init_datastore(server_info, datastore, allow_pickle)
         self._torch_device = self._select_device()
-        if seed is not None:
-            torch.manual_seed(seed)
         from simai.components.models import build_model
 
-        self.net = build_model(model_type, self.model_config.model_dump()).to(self._torch_device)
+        # Seed the initial weights without disturbing the caller's global torch RNG.
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.net = build_model(model_type, self.model_config.model_dump())
+        self.net = self.net.to(self._torch_device)
         self.input_shape: tuple[int, ...] = self.net.input_shape
         self.output_dim: int = self.net.output_dim
         self.model = self.net
@@ -191,7 +213,9 @@ class AI(StagingMixin):
         self.criterion = _loss(torch, loss_type)
         opt_cls = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
         self.optimizer = opt_cls(self.model.parameters(), lr=lr)
-        self._est = {k: (CostEstimator(quantile), CostEstimator(quantile)) for k in ("train", "infer")}
+        self._est = {
+            k: (CostEstimator(quantile), CostEstimator(quantile)) for k in ("train", "infer")
+        }
         self._data_seed = None if seed is None else seed + self.rank
         self._batches = self._make_batches(self._synthetic(data_size), None)
 
@@ -238,16 +262,26 @@ class AI(StagingMixin):
             port = _free_port(addr) if rank == 0 else None
             addr, port = self.comm.bcast((addr, port), root=0)
             _loopback_gloo(addr, backend)
-            dist.init_process_group(backend, init_method=f"tcp://{addr}:{port}", rank=rank,
-                                    world_size=world, timeout=timeout)
+            dist.init_process_group(
+                backend,
+                init_method=f"tcp://{addr}:{port}",
+                rank=rank,
+                world_size=world,
+                timeout=timeout,
+            )
         elif "RANK" in os.environ and "WORLD_SIZE" in os.environ:
             # torchrun (or any launcher that sets the env:// variables)
             _loopback_gloo(os.environ.get("MASTER_ADDR", ""), backend)
             dist.init_process_group(backend, init_method="env://", timeout=timeout)
         else:
             _loopback_gloo("127.0.0.1", backend)
-            dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{_free_port('127.0.0.1')}",
-                                    rank=0, world_size=1, timeout=timeout)
+            dist.init_process_group(
+                backend,
+                init_method=f"tcp://127.0.0.1:{_free_port('127.0.0.1')}",
+                rank=0,
+                world_size=1,
+                timeout=timeout,
+            )
         self._owns_group = True
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
 
@@ -268,8 +302,9 @@ class AI(StagingMixin):
     # ------------------------------------------------------------------ data
     def _synthetic(self, n: int) -> tuple[Any, Any]:
         torch = self._torch
-        gen = torch.Generator().manual_seed(self._data_seed if self._data_seed is not None else
-                                            int(time.time_ns() % 2**31))
+        gen = torch.Generator().manual_seed(
+            self._data_seed if self._data_seed is not None else int(time.time_ns() % 2**31)
+        )
         x = torch.randn((n, *self.input_shape), generator=gen)
         if self.config.loss_type == "cross_entropy":
             y = torch.randint(0, self.output_dim, (n,), generator=gen)
@@ -314,8 +349,10 @@ class AI(StagingMixin):
         return x, y
 
     def _make_batches(self, data: Any, shard: bool | None) -> _Batches:
-        if isinstance(data, np.ndarray) or _is_tensor(data) or (
-            isinstance(data, tuple) and len(data) == 2
+        if (
+            isinstance(data, np.ndarray)
+            or _is_tensor(data)
+            or (isinstance(data, tuple) and len(data) == 2)
         ):
             chunks, stream = [self._shard(self._convert(data), shard)], None
         elif isinstance(data, Iterable):
@@ -327,20 +364,24 @@ class AI(StagingMixin):
                 "data must be an array, an (inputs, targets) pair, or an iterable of these "
                 f"(e.g. ai.staged(keys)); got {type(data).__name__}"
             )
-        return _Batches(self._torch, chunks, stream, lambda c: c, self.config.shuffle, self._data_seed)
+        return _Batches(self._torch, chunks, stream, self.config.shuffle, self._data_seed)
 
     def _shard(self, xy: tuple[Any, Any], shard: bool | None) -> tuple[Any, Any]:
         if shard and self.world_size > 1:
             x, y = xy
-            return x[self.rank::self.world_size], y[self.rank::self.world_size]
+            return x[self.rank :: self.world_size], y[self.rank :: self.world_size]
         return xy
 
     def set_data(self, data: Any, shard: bool = False) -> None:
         """Use ``data`` for the following train/infer calls (see ``train``)."""
         self._batches = self._make_batches(data, shard)
 
-    def staged(self, keys: Iterable[str], target_keys: Iterable[str] | None = None,
-               timeout: float | None = None) -> Iterator[Any]:
+    def staged(
+        self,
+        keys: Iterable[str],
+        target_keys: Iterable[str] | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[Any]:
         """Yield arrays (or (x, y) pairs) read from the DataStore, one key at a time.
 
         Reads are lazy: a key is read when training needs more data, waiting up to
@@ -360,8 +401,13 @@ class AI(StagingMixin):
                 yield x, store.stage_read(tkey, timeout=timeout)
 
     # ------------------------------------------------------------------ train / infer
-    def train(self, run_time: float | Histogram | None = None, run_count: int | Histogram | None = None,
-              data: Any = None, shard: bool = False) -> RunResult:
+    def train(
+        self,
+        run_time: float | Histogram | None = None,
+        run_count: int | Histogram | None = None,
+        data: Any = None,
+        shard: bool = False,
+    ) -> RunResult:
         """Train for ``run_time`` seconds or ``run_count`` batches (neither: ``num_epochs`` passes).
 
         ``data`` (kept for later calls) may be an array -- the model learns to
@@ -375,8 +421,13 @@ class AI(StagingMixin):
         self.model.train()
         return self._run("train", self._train_batch, run_time, run_count)
 
-    def infer(self, run_time: float | Histogram | None = None, run_count: int | Histogram | None = None,
-              data: Any = None, shard: bool = False) -> RunResult:
+    def infer(
+        self,
+        run_time: float | Histogram | None = None,
+        run_count: int | Histogram | None = None,
+        data: Any = None,
+        shard: bool = False,
+    ) -> RunResult:
         """Run inference batches for ``run_time`` seconds or ``run_count`` batches."""
         if data is not None:
             self.set_data(data, shard)
@@ -389,7 +440,9 @@ class AI(StagingMixin):
         torch = self._torch
         self.model.eval()
         with torch.no_grad():
-            t = torch.as_tensor(np.asarray(x) if not _is_tensor(x) else x).to(self._torch_device, torch.float32)
+            t = torch.as_tensor(np.asarray(x) if not _is_tensor(x) else x).to(
+                self._torch_device, torch.float32
+            )
             single = t.ndim == len(self.input_shape)
             out = self.net(t.unsqueeze(0) if single else t)
         out = out.cpu().numpy()
@@ -443,25 +496,36 @@ class AI(StagingMixin):
         if run_time is not None and run_count is not None:
             raise ValueError("pass run_time or run_count, not both")
         rng = self._rng()
+        # numbers, Histograms, CSV paths and {"values", "probabilities"} maps, as for kernels
+        try:
+            run_time = _to_target(run_time, base_dir=None, integer=False)
+        except ValueError as exc:
+            raise ValueError(f"run_time: {exc}") from None
+        try:
+            run_count = _to_target(run_count, base_dir=None, integer=True)
+        except ValueError as exc:
+            raise ValueError(f"run_count: {exc}") from None
         if isinstance(run_time, Histogram):
             run_time = run_time.sample(rng)
         if isinstance(run_count, Histogram):
             run_count = int(run_count.sample(rng))
-        if run_time is not None and not (float(run_time) > 0):
-            raise ValueError(f"run_time must be a positive number of seconds, got {run_time}")
-        if run_count is not None and int(run_count) < 0:
-            raise ValueError(f"run_count must be >= 0, got {run_count}")
         est, tail_est = self._est[kind]
         bs, tail_bs = self.batch_size, self.tail_batch_size
         use_tail = self.config.tail == "batch" and tail_bs < bs
+        if est.stale:  # no batch fitted for a while: measure again (outside the timing)
+            est.recalibrated()
+            tail_est.reset()
         if run_time is not None and not est.calibrated:
             t = calibrate(lambda: batch(bs), est, n=3)
             if use_tail:
                 t += calibrate(lambda: batch(tail_bs), tail_est, n=3)
             self.calibration_s += t
         if run_time is None and run_count is None:
-            per_pass = max(1, self._batches.samples_per_pass() // bs) if self._batches.stream is None \
+            per_pass = (
+                max(1, self._batches.samples_per_pass() // bs)
+                if self._batches.stream is None
                 else None
+            )
             if per_pass is None:
                 raise ValueError("with a streamed dataset, pass run_time or run_count")
             run_count = per_pass * self.config.num_epochs
@@ -476,16 +540,20 @@ class AI(StagingMixin):
         with _tracer.start_as_current_span(f"ai.{kind}", attributes=attrs) as span:
             t0 = time.perf_counter()
             tail_calls = 0
+            busy: float | None = None
             if run_time is not None:
                 run_time = float(run_time)
                 span.set_attribute("simai.target_s", run_time)
                 res = pace(
-                    t0 + run_time, lambda: batch(bs), est,
-                    tail_call=(lambda: batch(tail_bs)) if use_tail else None, tail_est=tail_est,
+                    t0 + run_time,
+                    lambda: batch(bs),
+                    est,
+                    tail_call=(lambda: batch(tail_bs)) if use_tail else None,
+                    tail_est=tail_est,
                     finish="spin" if self.config.tail == "spin" else "sleep",
                     agree=self._agree(),
                 )
-                count, tail_calls = res.calls, res.tail_calls
+                count, tail_calls, busy = res.calls, res.tail_calls, res.busy_s
             else:
                 count = int(run_count)
                 for _ in range(count):
@@ -493,8 +561,16 @@ class AI(StagingMixin):
             achieved = time.perf_counter() - t0
             span.set_attribute("simai.achieved_s", achieved)
             span.set_attribute("simai.batches", count + tail_calls)
-        rec = KernelRecord(step, kind, run_time, achieved, count, tail_calls,
-                           None if run_time is not None else count)
+        rec = KernelRecord(
+            step,
+            kind,
+            run_time,
+            achieved,
+            count,
+            tail_calls,
+            None if run_time is not None else count,
+            busy,
+        )
         self.records.append(StepRecord(step, run_time, achieved, (rec,)))
         return RunResult(achieved, count + tail_calls)
 
@@ -506,20 +582,27 @@ class AI(StagingMixin):
     def fidelity(self, kind: Literal["train", "infer"] | None = None) -> FidelityReport:
         """Error statistics of the time-targeted train/infer calls (optionally one kind)."""
         return fidelity_report(
-            (r.target_s, r.achieved_s) for r in self.records
+            (r.target_s, r.achieved_s)
+            for r in self.records
             if kind is None or r.kernels[0].kernel == kind
         )
 
     def parameters_vector(self) -> np.ndarray:
         """All parameters flattened into one float64 array (to compare replicas)."""
-        return np.concatenate([p.detach().cpu().double().numpy().ravel() for p in self.net.parameters()])
+        return np.concatenate(
+            [p.detach().cpu().double().numpy().ravel() for p in self.net.parameters()]
+        )
 
     def __repr__(self) -> str:
         return f"AI(name={self.name!r}, model_type={self.model_type!r}, device={self.device!r}, ddp={self.ddp})"
 
 
 def _loss(torch: Any, loss_type: str) -> Any:
-    return {"mse": torch.nn.MSELoss, "mae": torch.nn.L1Loss, "cross_entropy": torch.nn.CrossEntropyLoss}[loss_type]()
+    return {
+        "mse": torch.nn.MSELoss,
+        "mae": torch.nn.L1Loss,
+        "cross_entropy": torch.nn.CrossEntropyLoss,
+    }[loss_type]()
 
 
 def _is_tensor(x: Any) -> bool:
@@ -535,6 +618,9 @@ def _free_port(addr: str) -> int:
 def _loopback_gloo(addr: str, backend: str) -> None:
     # gloo picks its interface from the hostname, which may resolve to an address
     # that is not reachable here; on a loopback rendezvous, use the loopback device.
-    if backend == "gloo" and addr in ("127.0.0.1", "localhost") and "GLOO_SOCKET_IFNAME" not in os.environ:
+    if (
+        backend == "gloo"
+        and addr in ("127.0.0.1", "localhost")
+        and "GLOO_SOCKET_IFNAME" not in os.environ
+    ):
         os.environ["GLOO_SOCKET_IFNAME"] = "lo"
-

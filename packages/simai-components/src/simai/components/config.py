@@ -77,7 +77,9 @@ class Histogram:
         )
 
     def __repr__(self) -> str:
-        return f"Histogram(values={self.values.tolist()}, probabilities={self.probabilities.tolist()})"
+        return (
+            f"Histogram(values={self.values.tolist()}, probabilities={self.probabilities.tolist()})"
+        )
 
 
 def load_histogram(path: str | os.PathLike[str]) -> Histogram:
@@ -117,7 +119,9 @@ def load_histogram(path: str | os.PathLike[str]) -> Histogram:
     )
 
 
-def _to_target(value: Any, *, base_dir: Path | None, integer: bool) -> float | int | Histogram | None:
+def _to_target(
+    value: Any, *, base_dir: Path | None, integer: bool
+) -> float | int | Histogram | None:
     """Normalise a run_time/run_count entry: a number, a CSV path, or a {values, probabilities} map."""
     if value is None or isinstance(value, Histogram):
         return value
@@ -129,7 +133,9 @@ def _to_target(value: Any, *, base_dir: Path | None, integer: bool) -> float | i
     elif isinstance(value, dict):
         unknown = set(value) - {"values", "probabilities"}
         if unknown or {"values", "probabilities"} - set(value):
-            raise ValueError("an inline histogram needs exactly the keys 'values' and 'probabilities'")
+            raise ValueError(
+                "an inline histogram needs exactly the keys 'values' and 'probabilities'"
+            )
         value = Histogram(value["values"], value["probabilities"])
     elif isinstance(value, np.ndarray) and value.ndim == 2:
         # the original API accepted np.loadtxt output: row 0 values, row 1 probabilities
@@ -259,7 +265,9 @@ def _close_kernel_names(name: str) -> list[str]:
     if isinstance(listed, dict):  # family -> names
         listed = [n for names in listed.values() for n in names]
     names = {n.lower(): n for n in listed}
-    return [names[m] for m in difflib.get_close_matches(name.lower(), list(names), n=3, cutoff=0.75)]
+    return [
+        names[m] for m in difflib.get_close_matches(name.lower(), list(names), n=3, cutoff=0.75)
+    ]
 
 
 class SimulationConfig(BaseModel):

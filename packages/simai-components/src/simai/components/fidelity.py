@@ -21,6 +21,7 @@ class KernelRecord:
     calls: int  # full-size calls (or batches, for AI)
     tail_calls: int = 0  # smaller calls made in the tail
     run_count: int | None = None  # the count drawn for this step, for run_count kernels
+    busy_s: float | None = None  # time inside calls, for time-targeted kernels (the rest is tail)
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,11 @@ class Transformer(nn.Module):
         return self.head(self.encoder(self.embed(x) + self.position).mean(dim=1))
 
 
-_MODELS: dict[str, type[nn.Module]] = {"feedforward": FeedForward, "cnn": CNN, "transformer": Transformer}
+_MODELS: dict[str, type[nn.Module]] = {
+    "feedforward": FeedForward,
+    "cnn": CNN,
+    "transformer": Transformer,
+}
 
 
 def build_model(model_type: str, config: dict[str, Any] | None = None) -> nn.Module:

@@ -25,8 +25,16 @@ Tail = Literal["sleep", "spin", "kernel"]
 
 # Constructor keywords of the original Simulation that no longer do anything; accepted
 # so that existing scripts run unchanged.
-_LEGACY_KWARGS = {"logging", "log_level", "is_colocated", "profile_store", "profile_server_info",
-                  "size", "rank", "local_rank"}
+_LEGACY_KWARGS = {
+    "logging",
+    "log_level",
+    "is_colocated",
+    "profile_store",
+    "profile_server_info",
+    "size",
+    "rank",
+    "local_rank",
+}
 
 #: The tail kernel works on about 1/TAIL_SHRINK of the full problem's elements.
 TAIL_SHRINK = 8
@@ -43,6 +51,12 @@ class _Entry:
         self.est = CostEstimator(quantile)
         self.tail_est = CostEstimator(quantile)
         self.warm = False
+        # the step plan, rebuilt by Simulation.calibrate() at the start of every run()
+        self.call: Callable[[], Any] = lambda: None
+        self.tail_call: Callable[[], Any] | None = None
+        self.finish: Literal["spin", "sleep"] = "sleep"
+        self.agree: Callable[[bool], bool] | None = None
+        self.attrs: dict[str, Any] = {}
 
     @property
     def family(self) -> str:
@@ -98,8 +112,19 @@ class Simulation(StagingMixin):
         unknown = set(legacy) - _LEGACY_KWARGS
         if unknown:
             bad = sorted(unknown)[0]
-            close = difflib.get_close_matches(bad, [*_LEGACY_KWARGS, "seed", "device", "tail",
-                                                    "quantile", "warmup", "datastore", "allow_pickle"])
+            close = difflib.get_close_matches(
+                bad,
+                [
+                    *_LEGACY_KWARGS,
+                    "seed",
+                    "device",
+                    "tail",
+                    "quantile",
+                    "warmup",
+                    "datastore",
+                    "allow_pickle",
+                ],
+            )
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise TypeError(f"Simulation() got an unexpected keyword argument {bad!r}{hint}")
         if tail not in ("sleep", "spin", "kernel"):
@@ -114,6 +139,7 @@ class Simulation(StagingMixin):
         self._rng = np.random.default_rng(seed)
         self._entries: list[_Entry] = []
         self._step = 0
+        self._last_end = 0.0
         self.records: list[StepRecord] = []
         self.calibration_s = 0.0
         if comm is not None:
@@ -144,9 +170,17 @@ class Simulation(StagingMixin):
         ``duration``).
         """
         cfg = _validate_kernel(
-            dict(name=name, mini_app_kernel=mini_app_kernel, run_time=run_time,
-                 run_count=run_count, device=device, data_size=data_size, dtype=dtype,
-                 tail=tail, options=options)
+            dict(
+                name=name,
+                mini_app_kernel=mini_app_kernel,
+                run_time=run_time,
+                run_count=run_count,
+                device=device,
+                data_size=data_size,
+                dtype=dtype,
+                tail=tail,
+                options=options,
+            )
         )
         self._entries.append(_Entry(cfg, self.quantile))
         return cfg
@@ -173,7 +207,9 @@ class Simulation(StagingMixin):
         """The kernels of a step, in order (validated configurations)."""
         return [e.cfg for e in self._entries]
 
-    def init_from_dict(self, config: Mapping[str, Any], *, base_dir: str | Path | None = None) -> None:
+    def init_from_dict(
+        self, config: Mapping[str, Any], *, base_dir: str | Path | None = None
+    ) -> None:
         """Add the kernels of a configuration (the original ``{"kernels": [...]}`` form).
 
         Relative histogram CSV paths are looked up in the current directory, then in
@@ -212,15 +248,25 @@ class Simulation(StagingMixin):
         """
         t0 = time.perf_counter()
         for e in self._entries:
+            # Built once per run() rather than per step: the closures and attributes
+            # cost tens of microseconds on a busy machine, which would show as error.
+            e.call = self._call_fn(e)
+            e.tail_call = self._tail_fn(e)
+            e.finish = self._finish(e)
+            e.agree = self._agree_fn(e)
+            e.attrs = {
+                "simai.kernel": e.kernel.name,
+                "simai.device": e.cfg.device or self.device,
+                "simai.component": self.name,
+            }
             if e.warm:
                 continue
             if e.cfg.run_time is not None:
-                calibrate(self._call_fn(e), e.est, n=5)
-                tail = self._tail_fn(e)
-                if tail is not None:
-                    calibrate(tail, e.tail_est, n=5)
+                calibrate(e.call, e.est, n=5)
+                if e.tail_call is not None:
+                    calibrate(e.tail_call, e.tail_est, n=5)
             elif self.warmup:
-                self._call_fn(e)()
+                e.call()
             e.warm = True
         dt = time.perf_counter() - t0
         self.calibration_s += dt
@@ -237,12 +283,23 @@ class Simulation(StagingMixin):
         self.calibrate()
         total = 0.0
         for _ in range(nsteps):
+            if any(e.est.stale for e in self._entries):
+                self._recalibrate_stale()
             t0 = time.perf_counter()
             self._run_step()
             if sync and self.comm is not None:
                 self.comm.Barrier()
             total += time.perf_counter() - t0
         return total
+
+    def _recalibrate_stale(self) -> None:
+        # Between steps, so the measurement time is in run()'s total but in no step.
+        for e in self._entries:
+            if e.est.stale:
+                e.est.recalibrated()
+                e.tail_est.reset()
+                e.warm = False
+        self.calibrate()
 
     def _run_step(self) -> None:
         step = self._step
@@ -254,9 +311,11 @@ class Simulation(StagingMixin):
             timed_all = bool(self._entries)
             target_total = 0.0
             t_step = time.perf_counter()
-            # Consecutive time-targeted kernels share one running deadline, so one
-            # kernel's small overshoot is absorbed by the next, not added to the step.
-            anchor: float | None = None
+            # Each kernel starts where the previous one ended -- for a time-targeted
+            # kernel, at its deadline -- so one kernel's small overshoot is absorbed by
+            # the next rather than added to the step, and the bookkeeping between
+            # kernels counts against the targets instead of silently extending them.
+            anchor = t_step
             for e in self._entries:
                 rec, anchor = self._run_entry(e, step, anchor)
                 records.append(rec)
@@ -264,42 +323,55 @@ class Simulation(StagingMixin):
                     timed_all = False
                 else:
                     target_total += rec.target_s
-            achieved = time.perf_counter() - t_step
+            achieved = self._last_end - t_step
             target = target_total if timed_all else None
             if target is not None:
                 span.set_attribute("simai.target_s", target)
             span.set_attribute("simai.achieved_s", achieved)
         self.records.append(StepRecord(step, target, achieved, tuple(records)))
 
-    def _run_entry(self, e: _Entry, step: int, anchor: float | None) -> tuple[KernelRecord, float | None]:
+    def _run_entry(self, e: _Entry, step: int, start: float) -> tuple[KernelRecord, float]:
         cfg = e.cfg
-        run_time = cfg.run_time.sample(self._rng) if isinstance(cfg.run_time, Histogram) else cfg.run_time
+        run_time = (
+            cfg.run_time.sample(self._rng) if isinstance(cfg.run_time, Histogram) else cfg.run_time
+        )
         run_count = None
         if run_time is None:
             rc = cfg.run_count
-            run_count = 1 if rc is None else int(rc.sample(self._rng) if isinstance(rc, Histogram) else rc)
-        device = cfg.device or self.device
-        attrs = {"simai.kernel": e.kernel.name, "simai.device": device, "simai.component": self.name}
-        with _tracer.start_as_current_span(f"kernel.{e.kernel.name}", attributes=attrs) as span:
-            t0 = time.perf_counter()
-            call = self._call_fn(e)
+            run_count = (
+                1 if rc is None else int(rc.sample(self._rng) if isinstance(rc, Histogram) else rc)
+            )
+        with _tracer.start_as_current_span(f"kernel.{e.kernel.name}", attributes=e.attrs) as span:
             if run_time is not None:
-                span.set_attribute("simai.target_s", run_time)
-                deadline = (anchor if anchor is not None else t0) + run_time
+                deadline = start + run_time
                 res = pace(
-                    deadline, call, e.est,
-                    tail_call=self._tail_fn(e), tail_est=e.tail_est,
-                    finish=self._finish(e), agree=self._agree_fn(e),
+                    deadline,
+                    e.call,
+                    e.est,
+                    tail_call=e.tail_call,
+                    tail_est=e.tail_est,
+                    finish=e.finish,
+                    agree=e.agree,
                 )
-                calls, tail_calls, next_anchor = res.calls, res.tail_calls, deadline
+                end = time.perf_counter()
+                calls, tail_calls, next_start = res.calls, res.tail_calls, deadline
+                busy: float | None = res.busy_s
+                span.set_attribute("simai.target_s", run_time)
             else:
+                call = e.call
                 for _ in range(run_count):
                     call()
-                calls, tail_calls, next_anchor = run_count, 0, None
-            achieved = time.perf_counter() - t0
+                end = time.perf_counter()
+                calls, tail_calls, next_start = run_count, 0, end
+                busy = None
+            achieved = end - start
             span.set_attribute("simai.calls", calls)
             span.set_attribute("simai.achieved_s", achieved)
-        return KernelRecord(step, cfg.name, run_time, achieved, calls, tail_calls, run_count), next_anchor
+        self._last_end = end
+        record = KernelRecord(
+            step, cfg.name, run_time, achieved, calls, tail_calls, run_count, busy
+        )
+        return record, next_start
 
     def _call_fn(self, e: _Entry, data_size: tuple[int, ...] | None = None) -> Callable[[], Any]:
         cfg = e.cfg
@@ -348,7 +420,10 @@ class Simulation(StagingMixin):
             return fidelity_report((r.target_s, r.achieved_s) for r in self.records)
         self._find(kernel)
         return fidelity_report(
-            (k.target_s, k.achieved_s) for r in self.records for k in r.kernels if k.kernel == kernel
+            (k.target_s, k.achieved_s)
+            for r in self.records
+            for k in r.kernels
+            if k.kernel == kernel
         )
 
     def reset_records(self) -> None:

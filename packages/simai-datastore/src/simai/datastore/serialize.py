@@ -104,7 +104,7 @@ def _array_parts(arr: np.ndarray) -> tuple[bytes, memoryview]:
     return meta, memoryview(base.reshape(-1).view(np.uint8))
 
 
-def _array_from(meta: Any, payload: memoryview, writable: bool) -> np.ndarray:
+def _array_from(meta: Any, payload: memoryview, writable: bool, out: np.ndarray | None = None) -> np.ndarray:
     descr, shape, order = meta
     dtype = np.dtype(descr) if isinstance(descr, str) else np.lib.format.descr_to_dtype(_descr_fix(descr))
     shape = tuple(shape)
@@ -113,6 +113,13 @@ def _array_from(meta: Any, payload: memoryview, writable: bool) -> np.ndarray:
         count *= n
     if count * dtype.itemsize != payload.nbytes:
         raise ValueError(f"payload has {payload.nbytes} bytes, {shape} {dtype} needs {count * dtype.itemsize}")
+    if out is not None:
+        if out.dtype != dtype or out.shape != shape:
+            raise ValueError(f"out= is {out.shape} {out.dtype}; the stored array is {shape} {dtype}")
+        if payload.nbytes:
+            src = np.frombuffer(payload, dtype=dtype, count=count)
+            np.copyto(out, src.reshape(shape[::-1]).T if order == "F" else src.reshape(shape))
+        return out
     if payload.nbytes == 0:
         return np.zeros(shape, dtype=dtype, order=order)
     arr = np.frombuffer(payload, dtype=dtype, count=count)
@@ -193,8 +200,13 @@ def encode(value: Any, *, allow_pickle: bool = False) -> list[Buffer]:
     return _frame(TAG_PICKLE, _EMPTY, pickle.dumps(value, protocol=5))
 
 
-def decode(data: Buffer, key: str = "?", *, allow_pickle: bool = False, writable: bool = True) -> Any:
-    """Check and unpack one frame. Raises :class:`CorruptValueError` naming ``key``."""
+def decode(data: Buffer, key: str = "?", *, allow_pickle: bool = False, writable: bool = True,
+           out: np.ndarray | None = None) -> Any:
+    """Check and unpack one frame. Raises :class:`CorruptValueError` naming ``key``.
+
+    ``out``: an array of the stored dtype and shape to copy an array value into
+    (no allocation); a value of any other kind ignores it.
+    """
     view = data if isinstance(data, memoryview) else memoryview(data)
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
@@ -217,7 +229,7 @@ def decode(data: Buffer, key: str = "?", *, allow_pickle: bool = False, writable
         raise CorruptValueError(key, "checksum mismatch (the stored bytes were modified)")
     try:
         if tag == TAG_NDARRAY:
-            return _array_from(msgpack.unpackb(meta), payload, writable)
+            return _array_from(msgpack.unpackb(meta), payload, writable, out)
         if tag == TAG_BYTES:
             return bytes(payload)
         if tag == TAG_STR:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import urllib.parse
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -71,6 +72,19 @@ class ServerManager:
         if self._info is None:
             raise RuntimeError(f"server {self.name!r} is not started; call start_server() first")
         return {**self._info, "config": dict(self._info["config"])}
+
+    def get_url(self) -> str:
+        """The server as a URL for ``DataStore.from_url`` (includes the password: keep it private)."""
+        info = self.get_server_info()
+        cfg = info["config"]
+        if self.type == "redis":
+            pw = f":{urllib.parse.quote(cfg['password'], safe='')}@" if cfg.get("password") else ""
+            query = "?cluster=1" if cfg.get("is_clustered") else ""
+            return f"redis://{pw}{cfg['server_address']}{query}"
+        if self.type in ("filesystem", "node-local") or (self.type == "daos" and cfg.get("mode") == "posix"):
+            scheme = {"filesystem": "file"}.get(self.type, self.type)
+            return f"{scheme}://{urllib.parse.quote(cfg['server_address'])}?nshards={cfg['nshards']}"
+        raise NotImplementedError(f"{self.type} servers have no URL form; pass get_server_info() instead")
 
     def is_running(self) -> bool:
         return self._server is not None and self._server.alive()

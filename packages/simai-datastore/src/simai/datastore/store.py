@@ -172,7 +172,7 @@ class DataStore:
         else:
             raise ValueError(f"unsupported DataStore URL scheme {u.scheme!r}: use redis://, file://, node-local:// or daos://")
         for k, v in q.items():
-            cfg[k] = int(v) if v.isdigit() else v
+            cfg[k] = v  # pydantic converts "8" to 8 and "true" to True, and names bad ones
         return cls(name, server_info={"type": cfg["type"], "config": get_backend(cfg["type"]).Config(**cfg).model_dump()}, **kwargs)
 
     # ------------------------------------------------------------------ staging
@@ -183,11 +183,12 @@ class DataStore:
         with op_span("stage_write", key, encoded_size(parts), self.backend):
             self.transport.put(key, parts)
 
-    def stage_read(self, key: str, timeout: float | None = None) -> Any:
+    def stage_read(self, key: str, timeout: float | None = None, *, out: Any = None) -> Any:
         """The value under ``key``; waits up to ``timeout`` s (default: the store's) for it to appear.
 
         Raises :class:`StagedDataTimeout` (a ``TimeoutError`` and a ``KeyError``) when it does
-        not; ``timeout=0`` checks once.
+        not; ``timeout=0`` checks once. ``out``: a numpy array of the stored dtype and
+        shape to read an array into, instead of allocating a new one (returned).
         """
         validate_key(key)
         timeout = self.timeout if timeout is None else timeout
@@ -203,7 +204,7 @@ class DataStore:
                 raise StagedDataTimeout(f"key {key!r} was not staged within {timeout} s ({self.backend})")
             if span.is_recording():
                 span.set_attribute("simai.bytes", len(raw))
-            return decode(raw, key, allow_pickle=self.allow_pickle)
+            return decode(raw, key, allow_pickle=self.allow_pickle, out=out)
 
     def poll_staged_data(self, key: str) -> bool:
         """True when ``key`` is staged (does not wait)."""

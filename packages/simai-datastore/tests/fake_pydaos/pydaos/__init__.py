@@ -8,6 +8,7 @@ files under ``$FAKE_PYDAOS_ROOT`` so several processes share one "container".
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 
@@ -58,18 +59,24 @@ class DDict:
     def _file(self, key: str) -> str:
         if not isinstance(key, str):
             raise TypeError("keys must be str")
-        return os.path.join(self.path, key.encode("utf-8").hex())
+        return os.path.join(self.path, hashlib.sha256(key.encode("utf-8")).hexdigest())
 
     def put(self, key: str, val: bytes) -> None:
+        k = key.encode("utf-8")
         fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            f.write(bytes(val))
+            f.write(len(k).to_bytes(4, "little") + k + bytes(val))
         os.replace(tmp, self._file(key))
+
+    def _read(self, path: str) -> tuple[str, bytes]:
+        with open(path, "rb") as f:
+            data = f.read()
+        n = int.from_bytes(data[:4], "little")
+        return data[4 : 4 + n].decode("utf-8"), data[4 + n :]
 
     def get(self, key: str) -> bytes:
         try:
-            with open(self._file(key), "rb") as f:
-                return f.read()
+            return self._read(self._file(key))[1]
         except FileNotFoundError:
             raise KeyError(key) from None
 
@@ -100,7 +107,10 @@ class DDict:
     def __iter__(self):
         for name in os.listdir(self.path):
             if not name.startswith("."):
-                yield bytes.fromhex(name).decode("utf-8")
+                try:
+                    yield self._read(os.path.join(self.path, name))[0]
+                except FileNotFoundError:
+                    continue
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

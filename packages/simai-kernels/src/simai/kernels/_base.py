@@ -120,6 +120,10 @@ class BaseKernel:
         if "name" not in cls.__dict__:
             cls.name = cls.__name__
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The memo holds device modules and arrays; a kernel travels as its name and class.
+        return {k: v for k, v in self.__dict__.items() if k != "_fast"}
+
     def __repr__(self) -> str:
         return f"<{self.family} kernel {self.name}>"
 

@@ -114,6 +114,19 @@ class Backend:
             return rng.standard_normal(out.shape).astype(out.dtype, copy=False)
         return rng.random_sample(out.shape).astype(out.dtype, copy=False)
 
+    def scatter_add(self, y: Any, idx: Any, x: Any) -> None:
+        """``y[idx] += x`` with repeated indices accumulated, on 1-D views."""
+        if self.kind == "cpu":
+            np.add.at(y, idx, x)
+        elif self.kind == "cuda":
+            import cupyx
+
+            cupyx.scatter_add(y, idx, x)
+        elif hasattr(self.xp.add, "at"):
+            self.xp.add.at(y, idx, x)
+        else:  # older dpnp: one histogram pass gives the same sums
+            y += self.xp.bincount(idx, weights=x, minlength=y.size).astype(y.dtype, copy=False)
+
     # -- synchronisation and timing ------------------------------------------------
     def synchronize(self) -> None:
         if self.kind == "cuda":

@@ -300,6 +300,14 @@ class Scheduler:
 
     # -- completion -------------------------------------------------------------------
     def _on_done(self, node: _Node, attempt: int, inner: Future) -> None:
+        try:
+            self._settle(node, attempt, inner)
+        except BaseException as exc:  # a bug here must fail the component, never hang it
+            self._finish(node, FAILED, error=RuntimeError(
+                f"simai.orchestrator internal error while settling {node.record.name!r}: {exc!r}"))
+            raise
+
+    def _settle(self, node: _Node, attempt: int, inner: Future) -> None:
         if node.attempt != attempt or node.record.status != RUNNING:
             return  # a timed-out or superseded attempt finishing late
         try:
@@ -381,12 +389,14 @@ class Scheduler:
                 dependents, node.dependents = node.dependents, []
                 self._live.pop(rec.name, None)
                 for dep in dependents:
+                    if dep.record.status in _FINISHED:
+                        continue  # already failed through another dependency
                     if status == SUCCEEDED:
                         dep.waiting -= 1
                         if dep.waiting == 0:
                             ready.append(dep)
                     else:
-                        work.append((dep, FAILED, None, self._dep_error(dep.comp.name, rec),
+                        work.append((dep, FAILED, None, self._dep_error(dep.record.name, rec),
                                      None, None, None))
                 fut, node.comp, node.inner = node.future, None, None
                 if not self._live:

@@ -20,6 +20,7 @@ How one trace is formed:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import multiprocessing.util
 import os
@@ -61,6 +62,7 @@ _PROVIDER_NAME = "simai"  # entry point in group opentelemetry_tracer_provider
 
 _RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "RANK")
 _HOST = socket.gethostname()
+_MAX_QUEUE = 1 << 16
 
 
 def detect_rank() -> int | None:
@@ -137,7 +139,8 @@ def _span_to_dict(span: ReadableSpan, service: str) -> dict[str, Any]:
 
 
 class _RunSpanProcessor(SpanProcessor):
-    """The one processor our provider owns; it forwards to the active run's sinks.
+    """Our one processor per provider: it holds the run's state and forwards finished
+    spans to the active run's sinks.
 
     An SDK provider cannot drop a processor once added, so runs that follow each other
     in one process swap what this forwards to instead.
@@ -145,14 +148,23 @@ class _RunSpanProcessor(SpanProcessor):
 
     def __init__(self) -> None:
         self.sinks: tuple[SpanProcessor, ...] = ()
+        self.root_context: SpanContext | None = None
+        self.run_dir: Path | None = None
+        self.configured_pid: int | None = None
+
+    def activate(
+        self, run_dir: Path, sinks: tuple[SpanProcessor, ...], root: SpanContext | None
+    ) -> None:
+        self.shutdown()
+        self.sinks, self.root_context, self.run_dir = sinks, root, run_dir
+        self.configured_pid = os.getpid()
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         if not self.sinks:
             return
         # OpenTelemetry records no thread; the Perfetto lanes and the timeline need it.
-        thread = threading.current_thread()
         span.set_attribute("thread.id", threading.get_native_id())
-        span.set_attribute("thread.name", thread.name)
+        span.set_attribute("thread.name", threading.current_thread().name)
         for sink in self.sinks:
             sink.on_start(span, parent_context)
 
@@ -164,21 +176,24 @@ class _RunSpanProcessor(SpanProcessor):
         return all(sink.force_flush(timeout_millis) for sink in self.sinks)
 
     def shutdown(self) -> None:
+        """End the run here: flush and close the sinks, forget the run."""
         sinks, self.sinks = self.sinks, ()
+        self.root_context = self.run_dir = self.configured_pid = None
         for sink in sinks:
             sink.shutdown()
 
 
 class _RunSampler(Sampler):
-    """Records while a run is active in this process; otherwise costs next to nothing."""
+    """Records while a run is active in this process, or when someone else added a
+    processor to our provider; otherwise costs what the API's no-op costs."""
 
-    def __init__(self, processor: _RunSpanProcessor) -> None:
-        self._processor = processor
+    def __init__(self, provider: _SimaiTracerProvider) -> None:
+        self._provider = provider
 
     def should_sample(self, parent_context, trace_id, name, *args, **kwargs) -> SamplingResult:
-        if not self._processor.sinks:
-            return ALWAYS_OFF.should_sample(parent_context, trace_id, name, *args, **kwargs)
-        return ALWAYS_ON.should_sample(parent_context, trace_id, name, *args, **kwargs)
+        if self._provider.run_processor.sinks or self._provider.external_processors:
+            return ALWAYS_ON.should_sample(parent_context, trace_id, name, *args, **kwargs)
+        return ALWAYS_OFF.should_sample(parent_context, trace_id, name, *args, **kwargs)
 
     def get_description(self) -> str:
         return "SimaiRunSampler"
@@ -190,12 +205,12 @@ class _RunSampler(Sampler):
 class _RunTracer(trace.Tracer):
     """Delegates to the SDK tracer, giving parentless spans the run's root as parent."""
 
-    def __init__(self, delegate: trace.Tracer, provider: _SimaiTracerProvider) -> None:
+    def __init__(self, delegate: trace.Tracer, processor: _RunSpanProcessor) -> None:
         self._delegate = delegate
-        self._provider = provider
+        self._processor = processor
 
     def _context(self, context: otel_context.Context | None) -> otel_context.Context | None:
-        root = self._provider.root_context
+        root = self._processor.root_context
         if root is None or trace.get_current_span(context).get_span_context().is_valid:
             return context
         return trace.set_span_in_context(NonRecordingSpan(root), context)
@@ -206,10 +221,14 @@ class _RunTracer(trace.Tracer):
     def start_as_current_span(self, name, context=None, *args, **kwargs):
         return self._delegate.start_as_current_span(name, self._context(context), *args, **kwargs)
 
+    def __getattr__(self, name: str) -> Any:  # resource, sampler, ... of the SDK tracer
+        return getattr(self._delegate, name)
+
 
 class _SimaiTracerProvider(TracerProvider):
     def __init__(self, service: str) -> None:
         self.run_processor = _RunSpanProcessor()
+        self.external_processors = 0
         resource = Resource.create(
             {
                 "service.name": service,
@@ -218,24 +237,26 @@ class _SimaiTracerProvider(TracerProvider):
                 "simai.rank": -1 if (rank := detect_rank()) is None else rank,
             }
         )
-        super().__init__(sampler=_RunSampler(self.run_processor), resource=resource)
-        self.add_span_processor(self.run_processor)
-        self.root_context: SpanContext | None = None
-        self.configured_pid: int | None = None
-        self.run_dir: Path | None = None
+        super().__init__(sampler=_RunSampler(self), resource=resource)
+        super().add_span_processor(self.run_processor)
+
+    def add_span_processor(self, span_processor: SpanProcessor) -> None:
+        # An application (or a test) exporting spans its own way: sample for it too.
+        super().add_span_processor(span_processor)
+        self.external_processors += 1
 
     def get_tracer(self, *args, **kwargs) -> trace.Tracer:
         delegate = super().get_tracer(*args, **kwargs)
         if isinstance(delegate, trace.NoOpTracer):  # OTEL_SDK_DISABLED=true
             return delegate
-        return _RunTracer(delegate, self)
+        return _RunTracer(delegate, self.run_processor)
 
 
 def provider_from_env() -> TracerProvider:
     """Entry point ``opentelemetry_tracer_provider: simai``, loaded by opentelemetry-api
     in child processes where ``OTEL_PYTHON_TRACER_PROVIDER=simai``."""
     provider = _SimaiTracerProvider(os.environ.get(ENV_SERVICE, "simai"))
-    _attach_from_env(provider)
+    _attach_from_env(provider.run_processor)
     return provider
 
 
@@ -249,30 +270,41 @@ class _ForkHook:
 _FORK_HOOK = _ForkHook()  # multiprocessing keeps after-fork callbacks by weak reference
 
 
-def _our_provider(service: str) -> _SimaiTracerProvider:
-    """The process-wide provider: ours, installed now if none was set yet."""
+def _install(service: str) -> tuple[TracerProvider, _RunSpanProcessor]:
+    """The process-wide provider and our processor on it.
+
+    Ours is installed when none is set yet. When the application installed its own SDK
+    provider first, our processor joins it: the run's files get every span, though
+    parentless spans outside the thread that started the run form their own traces.
+    """
     current = trace.get_tracer_provider()
-    if isinstance(current, _SimaiTracerProvider):
-        return current
     if isinstance(current, trace.ProxyTracerProvider):
-        provider = _SimaiTracerProvider(service)
-        trace.set_tracer_provider(provider)
-        if trace.get_tracer_provider() is provider:
-            return provider
-        current = trace.get_tracer_provider()  # another thread won the race
-        if isinstance(current, _SimaiTracerProvider):
-            return current
+        trace.set_tracer_provider(_SimaiTracerProvider(service))
+        current = trace.get_tracer_provider()  # ours, or another thread's
+    if isinstance(current, _SimaiTracerProvider):
+        return current, current.run_processor
+    if isinstance(current, TracerProvider):
+        processor = getattr(current, "_simai_run_processor", None)
+        if processor is None:
+            processor = _RunSpanProcessor()
+            current.add_span_processor(processor)
+            current._simai_run_processor = processor  # type: ignore[attr-defined]
+        return current, processor
     raise RuntimeError(
-        f"a tracer provider of type {type(current).__name__} is already installed in this "
-        "process; simai.profiling must set up tracing itself (call start_run or "
-        "configure_from_env before anything calls trace.set_tracer_provider)"
+        f"the installed tracer provider ({type(current).__name__}) is not an OpenTelemetry "
+        "SDK provider, so simai.profiling cannot record into it; call start_run or "
+        "configure_from_env before anything calls trace.set_tracer_provider"
     )
 
 
 def _sinks(run_dir: Path, service: str, otlp_endpoint: str | None) -> tuple[SpanProcessor, ...]:
     sinks: list[SpanProcessor] = [
+        # A tight loop of kernel calls can end thousands of spans before the export
+        # thread gets the GIL; the SDK's default queue (2048) would drop them silently.
         BatchSpanProcessor(
-            JsonLinesSpanExporter(run_dir / "spans", service), schedule_delay_millis=500
+            JsonLinesSpanExporter(run_dir / "spans", service),
+            max_queue_size=_MAX_QUEUE,
+            schedule_delay_millis=500,
         )
     ]
     if otlp_endpoint:
@@ -291,27 +323,25 @@ def _otlp_exporter(endpoint: str) -> SpanExporter:
     return OTLPSpanExporter(endpoint=endpoint)
 
 
-def _attach_from_env(provider: _SimaiTracerProvider) -> bool:
-    """Point ``provider`` at the run named by the environment; False when there is none."""
+def _attach_from_env(processor: _RunSpanProcessor) -> bool:
+    """Point ``processor`` at the run named by the environment; False when there is none."""
     run_dir = os.environ.get(ENV_DIR)
     if not run_dir:
         return False
     carrier = {"traceparent": os.environ.get(ENV_TRACEPARENT, "")}
-    parent = trace.get_current_span(TraceContextTextMapPropagator().extract(carrier))
-    ctx = parent.get_span_context()
+    ctx = trace.get_current_span(TraceContextTextMapPropagator().extract(carrier))
+    root = ctx.get_span_context()
     service = os.environ.get(ENV_SERVICE, "simai")
     with _lock:
-        provider.run_processor.sinks = _sinks(Path(run_dir), service, os.environ.get(ENV_OTLP))
-        provider.root_context = ctx if ctx.is_valid else None
-        provider.run_dir = Path(run_dir)
-        provider.configured_pid = os.getpid()
+        sinks = _sinks(Path(run_dir), service, os.environ.get(ENV_OTLP))
+        processor.activate(Path(run_dir), sinks, root if root.is_valid else None)
     _register_child_flush()
     return True
 
 
 def _flush_provider() -> None:
     provider = trace.get_tracer_provider()
-    if isinstance(provider, _SimaiTracerProvider):
+    if isinstance(provider, TracerProvider):
         provider.force_flush()
 
 
@@ -340,12 +370,10 @@ def configure_from_env() -> TracerProvider | None:
     if not os.environ.get(ENV_DIR):
         return None
     with _lock:
-        provider = _our_provider(os.environ.get(ENV_SERVICE, "simai"))
-        same_run = provider.run_dir == Path(os.environ[ENV_DIR]) and provider.run_processor.sinks
-        if not (same_run and provider.configured_pid == os.getpid()):
-            if not same_run:
-                provider.run_processor.shutdown()
-            _attach_from_env(provider)
+        provider, processor = _install(os.environ.get(ENV_SERVICE, "simai"))
+        joined = processor.run_dir == Path(os.environ[ENV_DIR]) and processor.sinks
+        if not (joined and processor.configured_pid == os.getpid()):
+            _attach_from_env(processor)
     return provider
 
 
@@ -363,7 +391,8 @@ class Run:
     def __init__(
         self,
         run_dir: Path,
-        provider: _SimaiTracerProvider,
+        provider: TracerProvider,
+        processor: _RunSpanProcessor,
         root: trace.Span,
         service_name: str,
         copy_bandwidth_mbps: float | None,
@@ -379,6 +408,8 @@ class Run:
         self.traceparent = f"00-{self.trace_id}-{self.root_span_id}-01"
         self.otlp_endpoint = otlp_endpoint
         self._provider = provider
+        self._processor = processor
+        self._context_token: object | None = None
         self._saved_env: dict[str, str | None] = {}
         self._ended = False
         self._pid = os.getpid()
@@ -414,11 +445,11 @@ class Run:
             self.root_span.record_exception(error)
             self.root_span.set_status(trace.Status(trace.StatusCode.ERROR, str(error)))
         self.root_span.end()
+        if self._context_token is not None:
+            with contextlib.suppress(Exception):  # ended from another thread or context
+                otel_context.detach(self._context_token)
         with _lock:
-            self._provider.run_processor.shutdown()  # flushes the batch processors
-            self._provider.root_context = None
-            self._provider.run_dir = None
-            self._provider.configured_pid = None
+            self._processor.shutdown()  # flushes the batch processors
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -490,12 +521,8 @@ def start_run(
         bandwidth = float(copy_bandwidth)
 
     with _lock:
-        provider = _our_provider(service_name)
-        provider.run_processor.shutdown()
-        provider.run_processor.sinks = _sinks(run_dir, service_name, otlp_endpoint)
-        provider.root_context = None
-        provider.run_dir = run_dir
-        provider.configured_pid = os.getpid()
+        provider, processor = _install(service_name)
+        processor.activate(run_dir, _sinks(run_dir, service_name, otlp_endpoint), None)
     _register_child_flush()
 
     attributes: dict[str, Any] = {"simai.run_dir": str(run_dir), "service.name": service_name}
@@ -504,9 +531,12 @@ def start_run(
     tracer = provider.get_tracer("simai.profiling")
     # A fresh trace, even if this process itself runs inside another run's span.
     root = tracer.start_span(root_span_name, context=otel_context.Context(), attributes=attributes)
-    provider.root_context = root.get_span_context()
+    processor.root_context = root.get_span_context()
 
-    run = Run(run_dir, provider, root, service_name, bandwidth, otlp_endpoint)
+    run = Run(run_dir, provider, processor, root, service_name, bandwidth, otlp_endpoint)
+    if not isinstance(provider, _SimaiTracerProvider):
+        # A foreign provider's tracers do not know our root: make it current here.
+        run._context_token = otel_context.attach(trace.set_span_in_context(root))
     if propagate:
         for key, value in run.env.items():
             run._saved_env[key] = os.environ.get(key)

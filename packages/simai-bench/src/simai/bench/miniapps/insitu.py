@@ -4,7 +4,9 @@ A simulation steps at ~30 ms (a nekRS step, emulated by a 256x256 matmul paced t
 the target) and stages a 319,488-element float32 field every ``write_every`` steps.
 A trainer iterates at ~60 ms and, every ``read_every`` iterations, reads the newest
 field staged. When it has trained ``iterations`` times it stages a kill message,
-which ends the simulation at its next step.
+which ends the simulation at its next step. With ``wait_for`` the simulation first
+waits for the trainer's ready message (staged once its model is built), so no
+field is produced while torch is still loading.
 
 Run it: ``simai run examples/miniapps/insitu.yaml`` (or ``simai demo``); switch the
 data plane with ``--backend redis`` (or ``server.type`` in the YAML).
@@ -47,6 +49,8 @@ def simulation(
     kill_key: str = "kill",
     keep: int = 4,
     seed: int = 0,
+    wait_for: str | None = None,
+    wait_timeout: float = 300.0,
 ) -> dict[str, Any]:
     """Step until the kill message (or ``max_steps``/``max_seconds``); stage a field every ``write_every`` steps."""
     from simai.components import Simulation
@@ -55,6 +59,8 @@ def simulation(
     sim.add_kernel("nekrs_step", mini_app_kernel="MatMulSimple2D", run_time=step_time,
                    data_size=(matrix, matrix))
     sim.calibrate()
+    if wait_for:
+        sim.stage_read(wait_for, timeout=wait_timeout)
     written = nbytes = 0
     write_s = 0.0
     clock = Stopwatch()
@@ -113,6 +119,7 @@ def trainer(
     ai = AI(name=name, server_info=server_info, model_type="feedforward", device="cpu",
             input_dim=sample, output_dim=sample, seed=0)
     store = ai.datastore
+    store.stage_write(f"{name}.ready", True)
     # Training needs data: wait for the first field of every simulation.
     seen = {s: int(store.stage_read(latest_key(s), timeout=first_field_timeout)) for s in sims}
     read = nbytes = 0

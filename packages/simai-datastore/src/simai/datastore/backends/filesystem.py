@@ -155,9 +155,9 @@ class FilesystemTransport:
             size = os.fstat(fd).st_size
             if self._mmap and size:
                 # Private, copy-on-write map of an immutable published file: no
-                # copy, and arrays built on it are still writable.
-                flags = mmap.MAP_PRIVATE | getattr(mmap, "MAP_POPULATE", 0)
-                return mmap.mmap(fd, size, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+                # copy, and arrays built on it are still writable. (No MAP_POPULATE:
+                # on a writable private map it would copy every page up front.)
+                return mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
             return _read_all(fd, size)
         finally:
             os.close(fd)

@@ -80,6 +80,8 @@ class ParslHtexConfig(BaseModel):
     address: str = Field(default="127.0.0.1", description="interchange address workers connect to")
     cores_per_worker: float = Field(default=1.0, gt=0)
     encrypted: bool = False
+    heartbeat_period: int = Field(default=2, ge=1, description="s; also how soon a dead worker is noticed")
+    heartbeat_threshold: int = Field(default=10, ge=2)
     run_dir: str | None = None
 
     def get_executor(self) -> ParslExecutor:
@@ -106,6 +108,8 @@ class ParslHtexConfig(BaseModel):
             max_workers_per_node=self.max_workers,
             cores_per_worker=self.cores_per_worker,
             encrypted=self.encrypted,
+            heartbeat_period=self.heartbeat_period,
+            heartbeat_threshold=self.heartbeat_threshold,
             provider=LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1),
         )
         return ParslExecutor(htex, self.run_dir, cloudpickle_calls=True)

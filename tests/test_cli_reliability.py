@@ -1,0 +1,85 @@
+"""Failures are named in the result and turn into a non-zero exit code of `simai run`."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.reliability
+
+TASKS = """
+    import os, time
+
+    def rank_one_fails():
+        if os.environ.get("PMI_RANK") == "1":
+            raise RuntimeError("rank 1 diverged")
+        time.sleep(0.2)
+
+    def sleeper(s=2.0):
+        time.sleep(s)
+
+    def fine():
+        return "ok"
+"""
+
+
+def _files(tmp_path, workflow: str):
+    (tmp_path / "tasks.py").write_text(textwrap.dedent(TASKS))
+    (tmp_path / "wf.yaml").write_text(textwrap.dedent(workflow))
+    return tmp_path / "wf.yaml"
+
+
+@pytest.mark.mpi
+def test_an_mpi_component_failing_on_one_rank_fails_the_run(cli, tmp_path):
+    wf = _files(tmp_path, """
+        components:
+          - {name: mpi-solver, function: tasks.py:rank_one_fails, type: remote, ppn: 2}
+          - {name: post, function: tasks.py:fine, dependencies: [mpi-solver]}
+    """)
+    out = cli.run("run", str(wf), "--out", str(tmp_path / "run"))
+    assert out.returncode == 1
+    result = cli.result_of(tmp_path / "run")
+    assert cli.statuses(result) == {"mpi-solver": "failed", "post": "failed"}
+    solver = result["components"][0]
+    assert "rank 1 diverged" in solver["error"] and "mpiexec" in solver["error"]
+    assert "mpi-solver" in result["components"][1]["error"]
+    assert "failed: mpi-solver, post" in out.stdout
+
+
+def test_a_component_over_its_timeout_fails_the_run(cli, tmp_path):
+    wf = _files(tmp_path, """
+        components:
+          - {name: slow, function: tasks.py:sleeper, args: {s: 2.0}, timeout: 0.3}
+          - {name: quick, function: tasks.py:fine}
+    """)
+    out = cli.run("run", str(wf), "--out", str(tmp_path / "run"))
+    assert out.returncode == 1
+    result = cli.result_of(tmp_path / "run")
+    assert cli.statuses(result) == {"slow": "failed", "quick": "succeeded"}
+    assert "timeout" in result["components"][0]["error"].lower()
+
+
+def test_a_workflow_timeout_fails_what_is_unfinished(cli, tmp_path):
+    wf = _files(tmp_path, """
+        components:
+          - {name: slow, function: tasks.py:sleeper, args: {s: 2.0}}
+    """)
+    out = cli.run("run", str(wf), "--timeout", "0.3", "--out", str(tmp_path / "run"))
+    assert out.returncode == 1
+    error = cli.result_of(tmp_path / "run")["components"][0]["error"]
+    assert "timeout" in error and "0.3" in error
+
+
+def test_a_server_that_cannot_start_is_a_reported_failure_not_a_traceback(cli, tmp_path):
+    wf = _files(tmp_path, """
+        server: {type: redis, options: {redis_server_exe: /nonexistent/redis-server}}
+        components:
+          - {name: a, function: tasks.py:fine}
+    """)
+    out = cli.run("run", str(wf), "--out", str(tmp_path / "run"))
+    assert out.returncode == 1
+    result = cli.result_of(tmp_path / "run")
+    assert "redis-server" in result["error"] and result["ok"] is False
+    assert cli.statuses(result) == {"a": "failed"}
+    assert "Traceback" not in out.stdout + out.stderr
