@@ -123,11 +123,15 @@ def cases(quick: bool, tmp: Path):
 
 
 def main() -> None:
-    args = parser(__doc__.splitlines()[0]).parse_args()
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("-k", metavar="TEXT", default="", help="only kernels whose name contains TEXT")
+    args = p.parse_args()
     rounds = 5 if args.quick else 15
     results = []
     with tempfile.TemporaryDirectory(prefix="simai-bench-kernels-") as tmp:
         for name, kwargs, ref_name, ref in cases(args.quick, Path(tmp)):
+            if args.k.lower() not in name.lower():
+                continue
             kernel = get_kernel(name)
             # Interleave the two measurements so machine load hits both alike.
             ours, theirs = [], []

@@ -53,6 +53,9 @@ assert h5py.get_config().mpi, "h5py was built without MPI"
 print(f"h5py {h5py.__version__} (HDF5 {h5py.version.hdf5_version}) with mpio; mpi4py {mpi4py.__version__}")
 EOF
 # Launch with the MPICH these were built against: the tests look for mpiexec beside
-# the interpreter first, so put Debian's there (never a pip wheel's).
-ln -sf "$(command -v mpiexec.mpich)" "$VENV_DIR/bin/mpiexec"
+# the interpreter first, so put Debian's there (never a pip wheel's). A wrapper, not a
+# symlink: hydra finds its hydra_pmi_proxy next to the path it was started as.
+rm -f "$VENV_DIR/bin/mpiexec"
+printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v mpiexec.mpich)" >"$VENV_DIR/bin/mpiexec"
+chmod +x "$VENV_DIR/bin/mpiexec"
 echo "done: $PY -m pytest packages/simai-kernels -m 'mpi or hdf5_parallel'"

@@ -119,3 +119,32 @@ def test_the_demo_opens_nothing_on_the_network(monkeypatch, tmp_path):
     result = Workflow.from_spec(parse_workflow_dict(data)).launch(timeout=120, run_dir=tmp_path)
     assert result.ok, [c.error for c in result.failed]
     assert used == []
+
+
+@pytest.mark.slow
+@pytest.mark.dragon
+def test_insitu_switches_to_dragon_under_the_dragon_runtime(tmp_path):
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    bindir = os.path.dirname(sys.executable)
+    dragon = shutil.which("dragon") or os.path.join(bindir, "dragon")
+    simai_exe = os.path.join(bindir, "simai")
+    if not (os.path.exists(dragon) and os.path.exists(simai_exe)):
+        pytest.skip("needs the dragon launcher and the simai entry point (pip install 'simai-bench[dragon]')")
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "COLUMNS": "200"}
+    proc = subprocess.run([dragon, simai_exe, "run", str(MINIAPPS / "insitu.yaml"), "--backend", "dragon",
+                           *SHORT_INSITU, "--out", str(tmp_path)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["ok"]
+    values = {c["name"]: c["value"] for c in result["components"]}
+    _check_insitu_pair(values["sim"], values["train"])
+    from simai.profiling import load_spans
+
+    backends = {s.attributes.get("simai.backend") for s in load_spans(tmp_path) if s.name.startswith("datastore.")}
+    assert backends == {"dragon"}

@@ -179,3 +179,27 @@ def test_profiled_launch_writes_a_trace_rooted_at_workflow(tmp_path):
     comp = {s.attributes.get("simai.component") for s in spans if s.name == "orchestrator.component"}
     assert comp == {"a", "b"}
     assert all(s.trace_id == roots[0].trace_id for s in spans)
+
+
+def test_declarative_simulation_and_ai_components_run_and_stage(tmp_path):
+    pytest.importorskip("torch")
+    (tmp_path / "wf.yaml").write_text(textwrap.dedent("""
+        name: declarative
+        server: {type: filesystem, options: {server_address: STAGE}}
+        components:
+          - name: emulated
+            simulation:
+              kernels: [{name: MatMulSimple2D, run_time: 0.02, data_size: [64, 64]}]
+              nsteps: 6
+              write_every: 3
+              array_size: 1000
+          - name: infer
+            ai: {model_type: feedforward, mode: infer, run_count: 2, nsteps: 2}
+            dependencies: [emulated]
+    """).replace("STAGE", str(tmp_path / "stage")))
+    result = Workflow.from_yaml(tmp_path / "wf.yaml").launch(timeout=120)
+    assert result.ok, [c.error for c in result.failed]
+    sim = result["emulated"].value
+    assert sim["steps"] == 6 and sim["arrays_written"] == 2
+    assert sim["mean_step_s"] >= 0.018  # each step was paced to its 20 ms target
+    assert result["infer"].value["steps"] == 2

@@ -230,3 +230,20 @@ def test_ai_and_simulation_on_cuda():
     sim.add_kernel("MatMulSimple2D", run_time=0.01, data_size=(512, 512))
     sim.run(3)
     assert all(r.achieved_s >= 0.01 for r in sim.records)
+
+
+def test_iterable_of_chunks_is_read_lazily_and_then_cycled():
+    pulled = []
+
+    def chunks():
+        for i in range(3):
+            pulled.append(i)
+            yield np.full((8, 4), i, np.float32)
+
+    ai = AI("a", input_dim=4, output_dim=4, neurons_per_layer=4, batch_size=8, shuffle=False)
+    ai.train(run_count=1, data=chunks())
+    assert pulled == [0]  # only what one batch needed
+    ai.train(run_count=5)  # uses up the stream, then cycles over the 3 chunks received
+    assert pulled == [0, 1, 2]
+    with pytest.raises(ValueError, match="streamed"):
+        AI("b", input_dim=4, output_dim=4, neurons_per_layer=4).train(data=chunks())

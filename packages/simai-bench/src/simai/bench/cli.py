@@ -374,7 +374,7 @@ def schema(out: Path | None) -> None:
 
 
 @main.command()
-@click.argument("trace_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("trace_file", type=click.Path(path_type=Path))
 @click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), help="Draw the timeline to this PNG.")
 @click.option("--summary", "summary", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the per-operation summary (.json or .csv).")

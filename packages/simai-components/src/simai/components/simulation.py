@@ -406,11 +406,17 @@ class Simulation(StagingMixin):
     def _agree_fn(self, e: _Entry) -> Callable[[bool], bool] | None:
         # Collective kernels must be called the same number of times on every rank,
         # or the ranks that stop first leave the others blocked in the collective.
-        if self.comm is None or self.size == 1 or e.family not in ("comm", "io"):
+        if e.family not in ("comm", "io"):
+            return None
+        comm = self.comm
+        if comm is None and getattr(e.kernel, "mpi", False):
+            from mpi4py import MPI  # the kernel itself falls back to COMM_WORLD
+
+            comm = MPI.COMM_WORLD
+        if comm is None or comm.Get_size() == 1:
             return None
         from mpi4py import MPI
 
-        comm = self.comm
         return lambda ok: bool(comm.allreduce(int(ok), op=MPI.MIN))
 
     # ------------------------------------------------------------------ results

@@ -14,10 +14,33 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 _tracer = trace.get_tracer("simai.datastore")
+_UNKNOWN = object()
+
+
+def _sdk_configured() -> bool:
+    # Until an SDK (simai-profiling, the application) installs a provider, the
+    # global one is a proxy and every span would be a no-op: skip the work.
+    return not (isinstance(_tracer, trace.ProxyTracer)
+                and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider))
+
+
+class _Off:
+    def is_recording(self) -> bool:
+        return False
+
+
+_OFF = contextlib.nullcontext(_Off())
+
+
+def op_span(op: str, key: str | None, nbytes: int | None, backend: str):
+    """``with op_span(...) as span:`` a ``datastore.<op>`` span (a no-op without an SDK)."""
+    if not _sdk_configured():
+        return _OFF
+    return _span(op, key, nbytes, backend)
 
 
 @contextlib.contextmanager
-def op_span(op: str, key: str | None, nbytes: int | None, backend: str) -> Iterator[trace.Span]:
+def _span(op: str, key: str | None, nbytes: int | None, backend: str) -> Iterator[trace.Span]:
     span = _tracer.start_span(f"datastore.{op}")
     if span.is_recording():
         span.set_attribute("simai.backend", backend)

@@ -90,7 +90,7 @@ class RedisConfig(ServerConfig):
     nservers: int = Field(1, ge=1, le=64, description="servers ServerManager starts (a cluster uses >= 3)")
     password: str | None = Field(None, repr=False, description="None: ServerManager generates one")
     bind: str = Field("127.0.0.1", description="address servers listen on (loopback by default)")
-    chunk_size: int = Field(8 * MiB, ge=64 * 1024, description="values above this travel in pipelined chunks")
+    chunk_size: int = Field(512 * 1024, ge=64 * 1024, description="values above this travel in pipelined chunks")
     socket_timeout: float = Field(30.0, gt=0, description="seconds before a silent server is an error")
     connect_timeout: float = Field(5.0, gt=0)
     startup_timeout: float = Field(20.0, gt=0, description="seconds ServerManager waits for servers")

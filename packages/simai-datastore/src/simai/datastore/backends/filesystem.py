@@ -36,6 +36,8 @@ _SHARD_PREFIX = "simai-"
 _QUEUES = "simai-queues"
 _LOCKS = "simai-locks"
 _TMP = ".tmp-"
+# Below this size a read() is cheaper than setting up and tearing down a mapping.
+_MMAP_MIN = 256 * 1024
 _counter = itertools.count()
 _HOST = xxhash.xxh32_hexdigest(socket.gethostname().encode())
 
@@ -101,6 +103,7 @@ class FilesystemTransport:
         self._fsync = config.fsync
         self._mmap = config.mmap_reads
         self._made: set[str] = set()
+        self._shards = self.shard_dirs()
 
     # ------------------------------------------------------------------ paths
     def shard_dirs(self) -> list[str]:
@@ -108,13 +111,13 @@ class FilesystemTransport:
 
     def _path(self, key: str) -> str:
         validate_key(key)
-        shard = xxhash.xxh3_64_intdigest(key.encode("utf-8")) % self._nshards
-        return os.path.join(self._root, f"{_SHARD_PREFIX}{shard:0{self._width}x}", key_to_relpath(key))
+        shard = self._shards[xxhash.xxh3_64_intdigest(key.encode("utf-8")) % self._nshards]
+        return f"{shard}/{key_to_relpath(key)}"
 
     # ------------------------------------------------------------------ core
     def _publish(self, path: str, parts: Parts, what: str) -> None:
-        d = os.path.dirname(path)
-        tmp = os.path.join(d, _TMP + _unique())
+        d = path.rpartition("/")[0]
+        tmp = f"{d}/{_TMP}{_unique()}"
         for attempt in (0, 1):
             if d not in self._made or attempt:
                 os.makedirs(d, exist_ok=True)
@@ -153,7 +156,7 @@ class FilesystemTransport:
             return None
         try:
             size = os.fstat(fd).st_size
-            if self._mmap and size:
+            if self._mmap and size >= _MMAP_MIN:
                 # Private, copy-on-write map of an immutable published file: no
                 # copy, and arrays built on it are still writable. (No MAP_POPULATE:
                 # on a writable private map it would copy every page up front.)

@@ -1,0 +1,286 @@
+"""Orchestration overhead: simai executors vs the same engines used raw, in one run.
+
+For every executor: per-hop latency of a dependent chain (200 tasks; 50 with --quick),
+throughput of independent no-op tasks (2,000; 300 with --quick), and start-up (start +
+first task) — each against the engine used directly. A multiprocessing Pipe round trip
+between two processes is the physical reference for one hop.
+
+    python bench/orchestrator.py [--quick] [--json out.json] [--executors thread-pool,dask]
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+
+sys.path.insert(0, os.path.dirname(__file__))
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+from _common import Result, parser, report  # noqa: E402
+
+from simai.orchestrator import (  # noqa: E402
+    Orchestrator,
+    OrchestratorConfig,
+    SystemConfig,
+    WorkflowComponent,
+)
+
+SUITE = "orchestrator"
+ALL = ["thread-pool", "process-pool", "dask", "ray", "parsl-local", "parsl-htex"]
+WORKERS = 2
+
+
+def noop(*_):
+    return None
+
+
+# -- physical reference ------------------------------------------------------------------
+def _echo(conn):
+    while (msg := conn.recv()) is not None:
+        conn.send(msg)
+
+
+def pipe_round_trip(n: int = 2000) -> float:
+    a, b = mp.Pipe()
+    p = mp.get_context("fork").Process(target=_echo, args=(b,))
+    p.start()
+    for _ in range(100):
+        a.send(1), a.recv()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        a.send(1)
+        a.recv()
+    dt = (time.perf_counter() - t0) / n
+    a.send(None)
+    p.join()
+    return dt
+
+
+# -- ours --------------------------------------------------------------------------------
+def ours_chain(orch: Orchestrator, n: int, tag: str) -> float:
+    c = orch.client
+    t0 = time.perf_counter()
+    last = None
+    for i in range(n):
+        last = c.submit(WorkflowComponent(f"{tag}-{i}", noop, dependencies=[f"{tag}-{i-1}"] if i else []))
+    last.result(timeout=600)
+    return (time.perf_counter() - t0) / n
+
+
+def ours_throughput(orch: Orchestrator, n: int, tag: str) -> float:
+    c = orch.client
+    t0 = time.perf_counter()
+    futs = [c.submit(WorkflowComponent(f"{tag}-{i}", noop)) for i in range(n)]
+    wait(futs, timeout=600)
+    return n / (time.perf_counter() - t0)
+
+
+def ours_start(name: str) -> tuple[Orchestrator, float]:
+    t0 = time.perf_counter()
+    o = Orchestrator(SystemConfig(ncpus=WORKERS), OrchestratorConfig(name=name, max_workers=WORKERS))
+    o.start()
+    o.client.submit(WorkflowComponent("first", noop)).result(timeout=300)
+    return o, time.perf_counter() - t0
+
+
+# -- raw engines ---------------------------------------------------------------------------
+class RawCF:
+    """concurrent.futures: the faster of a blocking loop and a callback-driven chain."""
+
+    def __init__(self, pool):
+        self.pool = pool
+
+    def chain(self, n):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            self.pool.submit(noop).result()
+        loop = (time.perf_counter() - t0) / n
+        done: Future = Future()
+        left = [n]
+
+        def step(_f=None):
+            left[0] -= 1
+            if left[0] == 0:
+                done.set_result(None)
+            else:
+                self.pool.submit(noop).add_done_callback(step)
+
+        t0 = time.perf_counter()
+        self.pool.submit(noop).add_done_callback(step)
+        done.result()
+        return min(loop, (time.perf_counter() - t0) / n)
+
+    def throughput(self, n):
+        t0 = time.perf_counter()
+        wait([self.pool.submit(noop) for _ in range(n)])
+        return n / (time.perf_counter() - t0)
+
+
+class RawDask:
+    def __init__(self, client):
+        self.client = client
+
+    def chain(self, n):
+        t0 = time.perf_counter()
+        f = self.client.submit(noop, pure=False)
+        for _ in range(n - 1):
+            f = self.client.submit(noop, f, pure=False)
+        f.result()
+        return (time.perf_counter() - t0) / n
+
+    def throughput(self, n):
+        t0 = time.perf_counter()
+        futs = [self.client.submit(noop, i, pure=False) for i in range(n)]
+        self.client.gather(futs)
+        return n / (time.perf_counter() - t0)
+
+
+class RawRay:
+    def __init__(self):
+        import ray
+
+        self.ray = ray
+        self.f = ray.remote(noop).options(num_cpus=1, max_retries=0)
+
+    def chain(self, n):
+        t0 = time.perf_counter()
+        r = self.f.remote()
+        for _ in range(n - 1):
+            r = self.f.remote(r)
+        self.ray.get(r)
+        return (time.perf_counter() - t0) / n
+
+    def throughput(self, n):
+        t0 = time.perf_counter()
+        self.ray.get([self.f.remote() for _ in range(n)])
+        return n / (time.perf_counter() - t0)
+
+
+class RawParsl:
+    def __init__(self, dfk):
+        from parsl import python_app
+
+        self.app = python_app(noop, data_flow_kernel=dfk)
+
+    def chain(self, n):
+        t0 = time.perf_counter()
+        f = self.app()
+        for _ in range(n - 1):
+            f = self.app(f)
+        f.result()
+        return (time.perf_counter() - t0) / n
+
+    def throughput(self, n):
+        t0 = time.perf_counter()
+        futs = [self.app() for _ in range(n)]
+        wait(futs)
+        return n / (time.perf_counter() - t0)
+
+
+def raw_for(name: str, orch: Orchestrator):
+    """The engine under ``orch`` used directly (same cluster/DFK where there is one)."""
+    ex = orch.executor
+    if name == "thread-pool":
+        return RawCF(ThreadPoolExecutor(WORKERS)), "ThreadPoolExecutor"
+    if name == "process-pool":
+        pool = ProcessPoolExecutor(WORKERS, mp_context=mp.get_context("forkserver"))
+        pool.submit(noop).result()
+        return RawCF(pool), "ProcessPoolExecutor"
+    if name == "dask":
+        return RawDask(ex.client), "Dask client.submit(f, prev)"
+    if name == "ray":
+        return RawRay(), "Ray f.remote(prev_ref)"
+    if name.startswith("parsl"):
+        return RawParsl(ex._dfk), f"Parsl app(prev_future) ({name.split('-')[1]})"
+    raise ValueError(name)
+
+
+def raw_start(name: str) -> float:
+    """Start the engine alone (same settings as ours) and run one task; then stop it."""
+    from simai.orchestrator.registry import executor_config_class
+
+    t0 = time.perf_counter()
+    ex = executor_config_class(name)(max_workers=WORKERS).get_executor()
+    if name == "dask":
+        ex.client.submit(noop, pure=False).result()
+    elif name == "ray":
+        import ray
+
+        ray.get(ray.remote(noop).remote())
+    elif name.startswith("parsl"):
+        from parsl import python_app
+
+        python_app(noop, data_flow_kernel=ex._dfk)().result()
+    else:
+        ex.submit(noop).result()
+    dt = time.perf_counter() - t0
+    ex.shutdown(wait=True)
+    return dt
+
+
+TARGETS = {"thread-pool": 2.0, "dask": 1.2, "ray": 1.2, "parsl-local": 1.2, "parsl-htex": 1.2}
+
+
+def bench_executor(name: str, n_chain: int, n_tasks: int, rounds: int, quick: bool) -> list[Result]:
+    out = []
+    orch, t_ours = ours_start(name)
+    try:
+        raw, raw_name = raw_for(name, orch)
+        raw.chain(min(20, n_chain))  # warm both
+        ours_chain(orch, min(20, n_chain), "warm")
+        hop_ours = statistics.median(ours_chain(orch, n_chain, f"c{r}") for r in range(rounds))
+        hop_raw = statistics.median(raw.chain(n_chain) for _ in range(rounds))
+        tp_ours = statistics.median(ours_throughput(orch, n_tasks, f"t{r}") for r in range(rounds))
+        tp_raw = statistics.median(raw.throughput(n_tasks) for _ in range(rounds))
+        if isinstance(raw, RawCF):
+            raw.pool.shutdown()
+    finally:
+        orch.stop()
+    target = TARGETS.get(name)
+    hop = Result(SUITE, f"{name}: chain hop ({n_chain} tasks)", hop_ours, hop_raw, raw_name,
+                 target=f"<= {target}x" if target else "",
+                 met=(hop_ours / hop_raw <= target) if target else None)
+    tp = Result(SUITE, f"{name}: throughput ({n_tasks} no-op)", tp_ours, tp_raw, raw_name,
+                unit="tasks/s", target=">= 0.5x" if name == "thread-pool" else "",
+                met=(tp_ours / tp_raw >= 0.5) if name == "thread-pool" else None)
+    out += [hop, tp]
+    if not quick:
+        t_raw = raw_start(name)
+        out.append(Result(SUITE, f"{name}: start-up + first task", t_ours, t_raw, f"{raw_name} alone"))
+    else:
+        out.append(Result(SUITE, f"{name}: start-up + first task", t_ours, t_ours,
+                          "(raw start-up skipped in --quick)"))
+    return out
+
+
+def main(argv=None) -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--executors", default=",".join(ALL), help="comma-separated subset")
+    p.add_argument("--rounds", type=int, default=None)
+    args = p.parse_args(argv)
+    n_chain, n_tasks = (50, 300) if args.quick else (200, 2000)
+    rounds = args.rounds or (1 if args.quick else 3)
+    results = []
+    rtt = pipe_round_trip(500 if args.quick else 5000)
+    for name in [e.strip() for e in args.executors.split(",") if e.strip()]:
+        try:
+            rs = bench_executor(name, n_chain, n_tasks, rounds, args.quick)
+        except ImportError as exc:
+            print(f"skipping {name}: {exc}", file=sys.stderr)
+            continue
+        rs[0].extra["pipe_round_trip_s"] = rtt
+        rs[0].extra["hop_vs_pipe"] = rs[0].ours / rtt
+        results += rs
+    results.append(Result(SUITE, "physical: Pipe round trip between 2 processes", rtt, rtt, "itself"))
+    report("simai.orchestrator vs raw engines (same run)", results, args.json)
+    for r in results:
+        if "hop_vs_pipe" in r.extra:
+            print(f"{r.case}: {r.extra['hop_vs_pipe']:.1f}x a Pipe round trip ({rtt * 1e6:.0f} µs)")
+
+
+if __name__ == "__main__":
+    main()
