@@ -28,9 +28,9 @@ from multiprocessing import shared_memory
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Result, median_time, parser, report  # noqa: E402
+from _common import Result, median_time, parser, report
 
-from simai.datastore import DataStore, ServerManager, server_registry  # noqa: E402
+from simai.datastore import DataStore, ServerManager, server_registry
 
 KiB, MiB = 1024, 1024 * 1024
 SUITE = "datastore"
@@ -41,9 +41,11 @@ def _label(n: int) -> str:
 
 
 def _rounds(nbytes: int, quick: bool) -> int:
+    if nbytes <= 4 * KiB:  # microseconds each: many rounds to see through the noise
+        return 300 if quick else 1500
     if quick:
-        return 3 if nbytes >= 16 * MiB else 7
-    return 5 if nbytes >= 16 * MiB else 21
+        return 3 if nbytes >= 16 * MiB else 9
+    return 6 if nbytes >= 16 * MiB else 30
 
 
 def _ours(ds: DataStore, a: np.ndarray):
@@ -51,6 +53,17 @@ def _ours(ds: DataStore, a: np.ndarray):
         ds.stage_write("bench", a)
         b = ds.stage_read("bench", timeout=5)
         assert b.nbytes == a.nbytes
+
+    return op
+
+
+def _ours_into(ds: DataStore, a: np.ndarray):
+    out = np.empty_like(a)
+
+    def op():
+        ds.stage_write("bench", a)
+        ds.stage_read("bench", timeout=5, out=out)
+
     return op
 
 
@@ -63,6 +76,7 @@ def _raw_file(path: str, a: np.ndarray):
         with open(path, "rb") as f:
             b = np.frombuffer(f.read(), dtype=a.dtype)
         assert b.nbytes == a.nbytes
+
     return op
 
 
@@ -72,6 +86,7 @@ def _copyto(a: np.ndarray):
     def op():
         np.copyto(stage, a)
         np.copyto(out, stage)
+
     return op
 
 
@@ -84,6 +99,7 @@ def _shm(a: np.ndarray, segments: list):
         np.copyto(view, a)
         b = view.copy()
         assert b.nbytes == a.nbytes
+
     return op
 
 
@@ -92,6 +108,7 @@ def _raw_redis(client, a: np.ndarray):
         client.set("raw-bench", a.tobytes())
         b = np.frombuffer(client.get("raw-bench"), dtype=a.dtype)
         assert b.nbytes == a.nbytes
+
     return op
 
 
@@ -101,6 +118,7 @@ def _proxystore(store, a: np.ndarray):
         b = store.get(key)
         store.evict(key)
         assert b.nbytes == a.nbytes
+
     return op
 
 
@@ -120,8 +138,16 @@ def _compare(results, case, ours_fn, ref_fn, ref_name, rounds, target=None):
 
 
 def _overhead_row(results, case, ours, ref, ref_name, limit_s=20e-6):
-    r = Result(SUITE, case, ours, ref, ref_name, target=f"<= +{limit_s * 1e6:.0f} µs",
-               met=(ours - ref) <= limit_s, extra={"overhead_s": ours - ref})
+    r = Result(
+        SUITE,
+        case,
+        ours,
+        ref,
+        ref_name,
+        target=f"<= +{limit_s * 1e6:.0f} µs",
+        met=(ours - ref) <= limit_s,
+        extra={"overhead_s": ours - ref},
+    )
     results.append(r)
 
 
@@ -152,7 +178,9 @@ def _m2o_writer(info, w, n, nbytes, start, raw):
 def _many_to_one(info, nbytes, n, raw):
     ctx = mp.get_context("fork")
     start = ctx.Event()
-    procs = [ctx.Process(target=_m2o_writer, args=(info, w, n, nbytes, start, raw)) for w in range(4)]
+    procs = [
+        ctx.Process(target=_m2o_writer, args=(info, w, n, nbytes, start, raw)) for w in range(4)
+    ]
     for p in procs:
         p.start()
     time.sleep(0.3)  # writers are up and waiting: process start-up is not measured
@@ -207,11 +235,24 @@ def main() -> None:
         stack.callback(shutil.rmtree, shm_root, True)
         stack.callback(lambda: [s.close() or s.unlink() for s in segments])
         nl = stack.enter_context(ServerManager("nl", type="node-local"))
-        fs_tmp = stack.enter_context(ServerManager("fs", type="filesystem", server_address=os.path.join(tmp_root, "s")))
-        fs_shm = stack.enter_context(ServerManager("fs-shm", type="filesystem", server_address=os.path.join(shm_root, "s")))
-        rs = stack.enter_context(ServerManager("redis", config=server_registry.create_config("redis")))
-        stores = {name: DataStore(name, server_info=sm.get_server_info())
-                  for name, sm in (("node-local", nl), ("fs-tmp", fs_tmp), ("fs-shm", fs_shm), ("redis", rs))}
+        fs_tmp = stack.enter_context(
+            ServerManager("fs", type="filesystem", server_address=os.path.join(tmp_root, "s"))
+        )
+        fs_shm = stack.enter_context(
+            ServerManager("fs-shm", type="filesystem", server_address=os.path.join(shm_root, "s"))
+        )
+        rs = stack.enter_context(
+            ServerManager("redis", config=server_registry.create_config("redis"))
+        )
+        stores = {
+            name: DataStore(name, server_info=sm.get_server_info())
+            for name, sm in (
+                ("node-local", nl),
+                ("fs-tmp", fs_tmp),
+                ("fs-shm", fs_shm),
+                ("redis", rs),
+            )
+        }
         import redis
 
         rinfo = rs.get_server_info()["config"]
@@ -223,7 +264,9 @@ def main() -> None:
             from proxystore.connectors.redis import RedisConnector
             from proxystore.store import Store
 
-            ps_stores["ProxyStore file (/dev/shm)"] = Store("ps-file", FileConnector(os.path.join(shm_root, "ps")), register=False)
+            ps_stores["ProxyStore file (/dev/shm)"] = Store(
+                "ps-file", FileConnector(os.path.join(shm_root, "ps")), register=False
+            )
             rc = RedisConnector(host, int(port))
             rc._redis_client = redis.Redis(host=host, port=int(port), password=rinfo["password"])
             ps_stores["ProxyStore redis"] = Store("ps-redis", rc, register=False)
@@ -233,27 +276,102 @@ def main() -> None:
             lab = _label(n)
             rounds = _rounds(n, args.quick)
             small = n <= 4 * KiB
-            r = _compare(results, f"node-local {lab}", _ours(stores["node-local"], a), _copyto(a), "2x np.copyto",
-                         rounds, target=3.0 if n >= 64 * MiB else None)
-            _compare(results, f"node-local {lab}", _ours(stores["node-local"], a), _shm(a, segments),
-                     "shared_memory (reused)", rounds)
-            rf = _compare(results, f"filesystem /tmp {lab}", _ours(stores["fs-tmp"], a),
-                          _raw_file(os.path.join(tmp_root, "raw"), a), "raw file /tmp", rounds,
-                          target=None if small else 1.2)
-            rs_ = _compare(results, f"filesystem /dev/shm {lab}", _ours(stores["fs-shm"], a),
-                           _raw_file(os.path.join(shm_root, "raw"), a), "raw file /dev/shm", rounds,
-                           target=None if small else 1.2)
-            rr = _compare(results, f"redis {lab}", _ours(stores["redis"], a), _raw_redis(raw_redis, a),
-                          "redis-py SET/GET", rounds, target=None if small else 1.0)
+            r = _compare(
+                results,
+                f"node-local {lab}",
+                _ours(stores["node-local"], a),
+                _copyto(a),
+                "2x np.copyto",
+                rounds,
+                target=3.0 if n >= 64 * MiB else None,
+            )
+            _compare(
+                results,
+                f"node-local {lab}",
+                _ours(stores["node-local"], a),
+                _shm(a, segments),
+                "shared_memory (reused)",
+                rounds,
+            )
+            _compare(
+                results,
+                f"node-local {lab}",
+                _ours(stores["node-local"], a),
+                _raw_file(os.path.join(shm_root, "raw"), a),
+                "raw file /dev/shm",
+                rounds,
+            )
+            if not small:
+                _compare(
+                    results,
+                    f"node-local {lab} read into out=",
+                    _ours_into(stores["node-local"], a),
+                    _copyto(a),
+                    "2x np.copyto",
+                    rounds,
+                )
+            rf = _compare(
+                results,
+                f"filesystem /tmp {lab}",
+                _ours(stores["fs-tmp"], a),
+                _raw_file(os.path.join(tmp_root, "raw"), a),
+                "raw file /tmp",
+                rounds,
+                target=None if small else 1.2,
+            )
+            rs_ = _compare(
+                results,
+                f"filesystem /dev/shm {lab}",
+                _ours(stores["fs-shm"], a),
+                _raw_file(os.path.join(shm_root, "raw"), a),
+                "raw file /dev/shm",
+                rounds,
+                target=None if small else 1.2,
+            )
+            rr = _compare(
+                results,
+                f"redis {lab}",
+                _ours(stores["redis"], a),
+                _raw_redis(raw_redis, a),
+                "redis-py SET/GET",
+                rounds,
+                target=None if small else 1.0,
+            )
             if small:
-                _overhead_row(results, f"node-local {lab} overhead", r.ours, median_time(_raw_file(os.path.join(shm_root, "raw"), a), rounds=rounds), "raw file /dev/shm")
-                _overhead_row(results, f"filesystem /tmp {lab} overhead", rf.ours, rf.reference, rf.reference_name)
-                _overhead_row(results, f"filesystem /dev/shm {lab} overhead", rs_.ours, rs_.reference, rs_.reference_name)
-                _overhead_row(results, f"redis {lab} overhead", rr.ours, rr.reference, rr.reference_name)
+                _overhead_row(
+                    results,
+                    f"node-local {lab} overhead",
+                    r.ours,
+                    median_time(_raw_file(os.path.join(shm_root, "raw"), a), rounds=rounds),
+                    "raw file /dev/shm",
+                )
+                _overhead_row(
+                    results,
+                    f"filesystem /tmp {lab} overhead",
+                    rf.ours,
+                    rf.reference,
+                    rf.reference_name,
+                )
+                _overhead_row(
+                    results,
+                    f"filesystem /dev/shm {lab} overhead",
+                    rs_.ours,
+                    rs_.reference,
+                    rs_.reference_name,
+                )
+                _overhead_row(
+                    results, f"redis {lab} overhead", rr.ours, rr.reference, rr.reference_name
+                )
             for name, st in ps_stores.items():
                 ours_store = stores["node-local"] if "file" in name else stores["redis"]
-                _compare(results, f"{'node-local' if 'file' in name else 'redis'} {lab} vs ProxyStore",
-                         _ours(ours_store, a), _proxystore(st, a), name, max(rounds // 2, 3))
+                _compare(
+                    results,
+                    f"{'node-local' if 'file' in name else 'redis'} {lab} vs ProxyStore",
+                    _ours(ours_store, a),
+                    _proxystore(st, a),
+                    name,
+                    max(rounds // 2, 3),
+                )
             del a
 
         # telemetry: the same 1 KiB write+read with and without the span wrapper
@@ -268,8 +386,16 @@ def main() -> None:
             without = median_time(op, rounds=2001, warmup=50)
         finally:
             store_mod.op_span = real
-        results.append(Result(SUITE, "span overhead, no SDK (1KiB write+read)", with_spans, without,
-                              "same without spans", extra={"overhead_s": with_spans - without}))
+        results.append(
+            Result(
+                SUITE,
+                "span overhead, no SDK (1KiB write+read)",
+                with_spans,
+                without,
+                "same without spans",
+                extra={"overhead_s": with_spans - without},
+            )
+        )
 
         # many-to-one: 4 writer processes, 1 reader
         m2o_n = 10 if args.quick else 40
@@ -277,8 +403,15 @@ def main() -> None:
             info = sm.get_server_info()
             t_ours = _many_to_one(info, MiB, m2o_n, None)
             t_raw = _many_to_one(info, MiB, m2o_n, raw)
-            results.append(Result(SUITE, f"many-to-one 4 writers->1 reader, {m2o_n}x1MiB each, {label}",
-                                  t_ours, t_raw, "redis-py SET/GET" if raw == "redis" else "raw files + rename"))
+            results.append(
+                Result(
+                    SUITE,
+                    f"many-to-one 4 writers->1 reader, {m2o_n}x1MiB each, {label}",
+                    t_ours,
+                    t_raw,
+                    "redis-py SET/GET" if raw == "redis" else "raw files + rename",
+                )
+            )
     report("simai.datastore staging (write+read, median of rounds)", results, args.json)
 
 

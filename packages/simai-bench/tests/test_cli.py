@@ -262,3 +262,29 @@ def test_staging_plot_draws_one_line_per_method(tmp_path):
     assert (tmp_path / "p.png").stat().st_size > 1000
     src.write_text(json.dumps({"title": "t", "results": [{"case": "no sizes", "ours": 1, "reference": 1}]}))
     assert not staging_plot(src, tmp_path / "q.png")
+
+
+def test_script_overrides_apply_to_workflows_that_own_their_server(tmp_path):
+    script = _write(tmp_path, """
+        from simai.bench import Workflow, OrchestratorConfig, SystemConfig, server_registry, DataStore
+
+        w = Workflow(OrchestratorConfig(name="thread-pool"), SystemConfig(name="local", ncpus=2),
+                     name="owned", server_config=server_registry.create_config("filesystem"))
+
+        @w.component(name="stage")
+        def stage(server_info):
+            ds = DataStore("s", server_info=server_info)
+            ds.stage_write("k", [1, 2, 3])
+            return {"backend": server_info["type"], "read_back": ds.stage_read("k")}
+
+        if __name__ == "__main__":
+            w.launch()
+    """, "flow.py")
+    out = simai("run", str(script), "--backend", "node-local", "--executor", "process-pool",
+                "--out", str(tmp_path / "run"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = json.loads((tmp_path / "run" / "owned" / "result.json").read_text())
+    assert result["components"][0]["value"] == {"backend": "node-local", "read_back": [1, 2, 3]}
+    assert result["components"][0]["executor"] == "process-pool"
+    out = simai("run", str(script), "--executor", "thread_pol", "--out", str(tmp_path / "run2"))
+    assert out.returncode == 2 and "'thread-pool'" in out.stderr

@@ -207,3 +207,13 @@ def test_packaged_miniapp_configs_match_the_examples_and_validate():
             assert (examples / f"{name}.yaml").read_text() == packaged.read_text()
     with pytest.raises(ValueError, match="'insitu'"):
         config_path("insito")
+
+
+def test_the_published_schema_in_docs_is_current():
+    from pathlib import Path
+
+    published = Path(__file__).resolve().parents[3] / "docs" / "workflow.schema.json"
+    if not published.is_file():
+        pytest.skip("not a repository checkout (docs/ is absent)")
+    assert json.loads(published.read_text()) == workflow_json_schema(), (
+        "regenerate it: simai schema --out docs/workflow.schema.json")

@@ -63,17 +63,25 @@ def server_info(request, tmp_path):
     """A running server of each backend; its data is removed after the test."""
     name = request.param
     if name.startswith("redis"):
-        fixture = {"redis": "redis_standalone", "redis-sharded": "redis_sharded", "redis-cluster": "redis_cluster"}
+        fixture = {
+            "redis": "redis_standalone",
+            "redis-sharded": "redis_sharded",
+            "redis-cluster": "redis_cluster",
+        }
         info = request.getfixturevalue(fixture[name])
         yield info
         DataStore("cleanup", server_info=info).clean()
         return
     if name == "filesystem":
-        cfg = server_registry.create_config("filesystem", server_address=str(tmp_path / "stage"), nshards=8)
+        cfg = server_registry.create_config(
+            "filesystem", server_address=str(tmp_path / "stage"), nshards=8
+        )
     elif name == "node-local":
         cfg = server_registry.create_config("node-local")
     elif name == "daos-posix":
-        cfg = server_registry.create_config("daos", server_address=str(tmp_path / "dfuse" / "stage"))
+        cfg = server_registry.create_config(
+            "daos", server_address=str(tmp_path / "dfuse" / "stage")
+        )
     else:
         request.getfixturevalue("fake_pydaos")
         cfg = server_registry.create_config("daos", mode="kv", pool="pool0", container="cont0")

@@ -58,6 +58,7 @@ def main() -> None:
             except Exception:
                 results[name] = traceback.format_exc(limit=3)
             return fn
+
         return deco
 
     cfg = server_registry.create_config("dragon", total_mem=256 * 1024 * 1024)
@@ -69,7 +70,20 @@ def main() -> None:
         @check("arrays_bit_exact")
         def _():
             rng = np.random.default_rng(0)
-            for dt in ["?", "i1", "u8", "f2", "f4", "f8", "g", "c16", "S5", "U3", "M8[ns]", [("a", "i4"), ("b", "f8")]]:
+            for dt in [
+                "?",
+                "i1",
+                "u8",
+                "f2",
+                "f4",
+                "f8",
+                "g",
+                "c16",
+                "S5",
+                "U3",
+                "M8[ns]",
+                [("a", "i4"), ("b", "f8")],
+            ]:
                 dt = np.dtype(dt)
                 for shape in [(), (0,), (5, 7)]:
                     n = int(np.prod(shape)) * dt.itemsize
@@ -77,7 +91,11 @@ def main() -> None:
                     for arr in (a, np.asfortranarray(a)):
                         ds.stage_write("a", arr)
                         b = ds.stage_read("a")
-                        assert b.dtype == arr.dtype and b.shape == arr.shape and b.tobytes() == arr.tobytes()
+                        assert (
+                            b.dtype == arr.dtype
+                            and b.shape == arr.shape
+                            and b.tobytes() == arr.tobytes()
+                        )
             big = rng.random(2_000_000).astype(np.float32)
             ds.stage_write("big", big)
             assert ds.stage_read("big").tobytes() == big.tobytes()

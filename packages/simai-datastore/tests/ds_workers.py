@@ -71,7 +71,9 @@ def load_writer(info: dict, writer: int, n: int, seed: int, env: dict | None = N
     return sums
 
 
-def load_reader(info: dict, keys: list[str], expected: dict, deadline_s: float, env: dict | None = None) -> dict:
+def load_reader(
+    info: dict, keys: list[str], expected: dict, deadline_s: float, env: dict | None = None
+) -> dict:
     """Reads every key as it appears, verifying content; counts problems."""
     _prepare(env)
     ds = DataStore("load-reader", server_info=info)

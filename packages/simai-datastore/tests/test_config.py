@@ -18,8 +18,15 @@ def test_every_builtin_backend_is_registered_through_entry_points():
         assert hasattr(cls, "Config") and hasattr(cls, "Server") and hasattr(cls, "from_config")
 
 
-@pytest.mark.parametrize("typo,suggestion", [("rediss", "redis"), ("filesytem", "filesystem"),
-                                             ("nodelocal", "node-local"), ("dragn", "dragon")])
+@pytest.mark.parametrize(
+    "typo,suggestion",
+    [
+        ("rediss", "redis"),
+        ("filesytem", "filesystem"),
+        ("nodelocal", "node-local"),
+        ("dragn", "dragon"),
+    ],
+)
 def test_unknown_server_type_suggests_close_matches(typo, suggestion):
     with pytest.raises(ValueError, match=f"Did you mean '{suggestion}'") as info:
         server_registry.create_config(typo)
@@ -33,9 +40,9 @@ def test_type_names_are_case_and_underscore_insensitive():
 
 
 def test_unknown_option_is_named_with_a_suggestion():
-    with pytest.raises(ValueError, match="'nshard'.*Did you mean 'nshards'"):
+    with pytest.raises(ValueError, match=r"'nshard'.*Did you mean 'nshards'"):
         server_registry.create_config("filesystem", nshard=4)
-    with pytest.raises(ValueError, match="'is_cluster'.*is_clustered"):
+    with pytest.raises(ValueError, match=r"'is_cluster'.*is_clustered"):
         server_registry.create_config("redis", is_cluster=True)
 
 
@@ -54,12 +61,21 @@ def test_cluster_defaults_to_three_masters():
     assert server_registry.create_config("redis", is_clustered=True).nservers == 3
 
 
-JUNK = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
-                 st.text(max_size=20), st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 
 
 @settings(max_examples=150, deadline=None)
-@given(backend=st.sampled_from(["filesystem", "node-local", "redis", "dragon", "daos"]), data=st.data())
+@given(
+    backend=st.sampled_from(["filesystem", "node-local", "redis", "dragon", "daos"]), data=st.data()
+)
 def test_any_field_value_is_accepted_or_rejected_naming_that_field(backend, data):
     cls = server_registry.get_config_class(backend)
     field = data.draw(st.sampled_from([f for f in cls.model_fields if f != "type"]))

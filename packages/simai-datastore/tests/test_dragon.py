@@ -23,12 +23,23 @@ def _dragon() -> str:
 
 
 def test_dragon_contract_under_the_dragon_runtime():
-    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
-    proc = subprocess.run([_dragon(), os.path.join(HERE, "dragon_contract.py")], cwd=HERE, env=env,
-                          capture_output=True, text=True, timeout=240)
+    env = {
+        **os.environ,
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+    }
+    proc = subprocess.run(
+        [_dragon(), os.path.join(HERE, "dragon_contract.py")],
+        cwd=HERE,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert lines, f"no result (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    results = json.loads(lines[-1][len("RESULT "):])
+    assert lines, (
+        f"no result (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
+    results = json.loads(lines[-1][len("RESULT ") :])
     failed = {k: v for k, v in results.items() if v != "ok"}
     assert not failed, "\n".join(f"{k}: {v}" for k, v in failed.items())
     assert len(results) == 9

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import multiprocessing as mp
 import os
@@ -44,7 +43,9 @@ def test_killed_redis_is_reported_fast_and_can_be_restarted():
             ds.stage_write("during", np.arange(10))
         with pytest.raises(BackendUnavailableError):
             ds.stage_read("before", timeout=30)  # reported as an outage, not a 30 s wait
-        assert time.monotonic() - t0 < cfg.socket_timeout * 3  # bounded by the client timeout, no hang
+        assert (
+            time.monotonic() - t0 < cfg.socket_timeout * 3
+        )  # bounded by the client timeout, no hang
         assert not sm.is_running()
         sm.restart_server()
         assert sm.is_running() and sm.get_server_info() == info  # same address and password
@@ -94,8 +95,9 @@ def tiny_disk(tmp_path):
     """A 1 MiB tmpfs when we may mount one (root), else None (see the fallback test)."""
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)],
-                       capture_output=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)], capture_output=True
+    )
     if r.returncode != 0:
         yield None
         return
@@ -126,8 +128,12 @@ with ServerManager("tiny", type="filesystem", server_address=sys.argv[1], nshard
 
 def test_disk_full_writer_raises_and_leaves_no_partial_value(tiny_disk, tmp_path):
     if tiny_disk is None:  # not root: a per-process file size limit has the same effect
-        r = subprocess.run([sys.executable, "-c", _FSIZE_CHILD, str(tmp_path / "s")],
-                           capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-c", _FSIZE_CHILD, str(tmp_path / "s")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert r.returncode == 0, r.stderr
         assert "RAISED 27 True" in r.stdout and "VISIBLE False []" in r.stdout
         assert "SMALL (100,)" in r.stdout
@@ -179,7 +185,10 @@ def test_fault_injection_helper(tmp_path):
 
 # ---------------------------------------------------------------- load
 LOAD_BACKENDS = [
-    "filesystem", "node-local", "daos-posix", "daos-kv-fake",
+    "filesystem",
+    "node-local",
+    "daos-posix",
+    "daos-kv-fake",
     pytest.param("redis", marks=pytest.mark.redis),
     pytest.param("redis-cluster", marks=pytest.mark.redis),
 ]
@@ -204,9 +213,13 @@ def test_load_8_writers_2_readers_nothing_lost_or_corrupt(server_info, pool):
     keys = list(expected)
     env = {"PYTHONPATH": FAKE_PYDAOS, "FAKE_PYDAOS_ROOT": os.environ.get("FAKE_PYDAOS_ROOT", "")}
     # one reader in write order, one in reverse: both race the writers
-    readers = [pool.apply_async(load_reader, (server_info, order, expected, 90, env))
-               for order in (keys, keys[::-1])]
-    writers = [pool.apply_async(load_writer, (server_info, w, N_KEYS, seed, env)) for w in range(N_WRITERS)]
+    readers = [
+        pool.apply_async(load_reader, (server_info, order, expected, 90, env))
+        for order in (keys, keys[::-1])
+    ]
+    writers = [
+        pool.apply_async(load_writer, (server_info, w, N_KEYS, seed, env)) for w in range(N_WRITERS)
+    ]
     written = {}
     for r in writers:
         written.update(r.get(timeout=120))

@@ -31,9 +31,11 @@ from simai.datastore import (
 )
 from simai.datastore.serialize import encode
 
-DTYPES = [np.dtype(c) for c in "?bhilqBHILQefdgFDG"] + [
-    np.dtype(s) for s in ("S7", "U5", "V6", "M8[ns]", "m8[s]", ">i4", ">f8", "<c8")
-] + [np.dtype([("a", "<i4"), ("b", ">f8", (2,)), ("c", "S3")])]
+DTYPES = (
+    [np.dtype(c) for c in "?bhilqBHILQefdgFDG"]
+    + [np.dtype(s) for s in ("S7", "U5", "V6", "M8[ns]", "m8[s]", ">i4", ">f8", "<c8")]
+    + [np.dtype([("a", "<i4"), ("b", ">f8", (2,)), ("c", "S3")])]
+)
 SHAPES = [(), (0,), (3, 0, 2), (17,), (4, 5), (2, 3, 4)]
 
 
@@ -47,7 +49,9 @@ def _random_array(dtype: np.dtype, shape: tuple, seed: int, order: str = "C") ->
 def _same_array(a: np.ndarray, b: np.ndarray) -> None:
     assert type(b) is np.ndarray
     assert b.dtype == a.dtype and b.shape == a.shape
-    assert np.ascontiguousarray(b).tobytes() == np.ascontiguousarray(a).tobytes()  # bit-exact, NaN payloads too
+    assert (
+        np.ascontiguousarray(b).tobytes() == np.ascontiguousarray(a).tobytes()
+    )  # bit-exact, NaN payloads too
 
 
 @pytest.fixture
@@ -152,8 +156,21 @@ def test_poll_clean_keys_and_clean(ds):
     assert ds.keys() == []
 
 
-KEYS_STORED_SAFELY = ["../../x", "/", "/etc/passwd", "a/b/../c", "..", ".", ".hidden", "=abc", "x~",
-                      "ключ-ö-🔑", "sp ace\ttab\nnl", "k" * 1024, "é" * 512]
+KEYS_STORED_SAFELY = [
+    "../../x",
+    "/",
+    "/etc/passwd",
+    "a/b/../c",
+    "..",
+    ".",
+    ".hidden",
+    "=abc",
+    "x~",
+    "ключ-ö-🔑",
+    "sp ace\ttab\nnl",
+    "k" * 1024,
+    "é" * 512,
+]
 
 
 def test_hostile_keys_are_encoded_consistently(ds, server_info, tmp_path):
@@ -168,11 +185,13 @@ def test_hostile_keys_are_encoded_consistently(ds, server_info, tmp_path):
     root = server_info["config"].get("server_address")
     if root and os.path.isdir(root):
         assert not os.path.exists(os.path.join(root, "x"))
-        for dirpath, _dirs, files in os.walk(root):
+        for dirpath, _dirs, _files in os.walk(root):
             assert os.path.realpath(dirpath).startswith(os.path.realpath(root))
 
 
-@pytest.mark.parametrize("bad", ["", "nul\x00byte", "k" * 1025, "é" * 513, 42, None, b"bytes", "\udc80"])
+@pytest.mark.parametrize(
+    "bad", ["", "nul\x00byte", "k" * 1025, "é" * 513, 42, None, b"bytes", "\udc80"]
+)
 def test_invalid_keys_are_rejected_everywhere(ds, bad):
     with pytest.raises(InvalidKeyError):
         ds.stage_write(bad, 1)

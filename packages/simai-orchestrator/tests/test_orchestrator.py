@@ -282,8 +282,8 @@ def test_component_span_is_emitted(monkeypatch):
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
     # The global provider can be set once per process (and belongs to simai-profiling);
-    # the library looks its tracer up at call time, so a patched lookup sees every span.
-    monkeypatch.setattr(trace, "get_tracer", lambda *a, **k: provider.get_tracer(*a, **k))
+    # the library looks the provider up at call time, so a patched lookup sees every span.
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
     with tracer.start_as_current_span("workflow"), Orchestrator(
             SystemConfig(ncpus=1), OrchestratorConfig(name="thread-pool", profile=True)) as o:
         o.client.submit(WorkflowComponent("spanned", add, args={"a": 1, "b": 1}))

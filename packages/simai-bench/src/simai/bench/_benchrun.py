@@ -126,6 +126,13 @@ def _rate(result: dict[str, Any], size: float, which: str) -> float | None:
     return None
 
 
+def _size_label(n: float) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n:g} B"
+
+
 def staging_plot(json_file: Path, png: Path) -> bool:
     """MB/s vs value size, one line per method (ours and each same-run reference)."""
     data = json.loads(Path(json_file).read_text())
@@ -151,13 +158,22 @@ def staging_plot(json_file: Path, png: Path) -> bool:
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise ImportError("matplotlib is required for the staging plot: pip install 'simai-bench[plot]'") from exc
+    from matplotlib import colormaps
+
     fig = Figure(figsize=(9, 5.5), dpi=110)
     ax = fig.add_subplot()
-    for name in sorted(lines):
+    references = {r.get("reference_name") for r in data.get("results", [])}
+    palette = colormaps["tab20"]
+    # ours first (solid), references after (dashed), each its own colour
+    order = sorted(lines, key=lambda n: (n in references, n))
+    for i, name in enumerate(order):
         pts = sorted(lines[name].items())
-        style = "--" if name in {r.get("reference_name") for r in data.get("results", [])} else "-"
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", markersize=3, label=name)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "--" if name in references else "-",
+                color=palette(i % palette.N), marker="o", markersize=3,
+                label=f"{name} (reference)" if name in references else name)
+    sizes = sorted({x for pts in lines.values() for x in pts})
     ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [_size_label(x) for x in sizes])
     ax.set_yscale("log")
     ax.set_xlabel("value size (bytes)")
     ax.set_ylabel("MB/s (write + read)")

@@ -168,6 +168,7 @@ def _run_script(path: Path, backend: str | None, executor: str | None, out: Path
 
     from simai.bench import workflow as wf
 
+    _check_override_names(backend, executor)
     stem = path.stem
     session = _CliSession(out or _default_run_dir(stem), single=False, backend=backend, executor=executor)
     wf._set_session(session)
@@ -200,6 +201,21 @@ def _run_script(path: Path, backend: str | None, executor: str | None, out: Path
         _console().print(f"{path} ran but launched no Workflow")
         return 0
     return 0 if all(r.ok for r in session.results) else EXIT_FAILED
+
+
+def _check_override_names(backend: str | None, executor: str | None) -> None:
+    """Unknown --backend/--executor names: exit 2 with close matches before anything runs."""
+    from pydantic import ValidationError
+
+    from simai.bench.config import OrchestratorSpec, ServerSpec
+
+    try:
+        if executor:
+            OrchestratorSpec(name=executor)
+        if backend:
+            ServerSpec(type=backend)
+    except ValidationError as exc:
+        _fail(exc.errors()[0]["msg"].removeprefix("Value error, "))
 
 
 class _CliSession:

@@ -29,7 +29,12 @@ from simai.datastore.errors import (
     StagedDataTimeout,
     UnsupportedOperationError,
 )
-from simai.datastore.protocols import LockingTransport, MessagingTransport, Transport, WaitingTransport
+from simai.datastore.protocols import (
+    LockingTransport,
+    MessagingTransport,
+    Transport,
+    WaitingTransport,
+)
 from simai.datastore.registry import ServerRegistry, get_backend, list_backends, server_registry
 from simai.datastore.servers import ServerManager
 from simai.datastore.store import DataStore

@@ -34,7 +34,9 @@ def validate_key(key: object) -> str:
     except UnicodeEncodeError as exc:  # lone surrogates
         raise InvalidKeyError(f"key is not valid unicode text: {key!r:.80}") from exc
     if n > MAX_KEY_BYTES:
-        raise InvalidKeyError(f"key is {n} UTF-8 bytes long; the limit is {MAX_KEY_BYTES}: {key[:40]!r}...")
+        raise InvalidKeyError(
+            f"key is {n} UTF-8 bytes long; the limit is {MAX_KEY_BYTES}: {key[:40]!r}..."
+        )
     return key
 
 

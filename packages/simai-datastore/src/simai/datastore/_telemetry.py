@@ -20,8 +20,10 @@ _UNKNOWN = object()
 def _sdk_configured() -> bool:
     # Until an SDK (simai-profiling, the application) installs a provider, the
     # global one is a proxy and every span would be a no-op: skip the work.
-    return not (isinstance(_tracer, trace.ProxyTracer)
-                and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider))
+    return not (
+        isinstance(_tracer, trace.ProxyTracer)
+        and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    )
 
 
 class _Off:

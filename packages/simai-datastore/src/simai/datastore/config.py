@@ -83,17 +83,26 @@ class RedisConfig(ServerConfig):
 
     type: Literal["redis"] = "redis"
     server_address: str | None = Field(
-        None, description="'host:port[,host:port...]' of running servers; None: ServerManager starts them"
+        None,
+        description="'host:port[,host:port...]' of running servers; None: ServerManager starts them",
     )
     redis_server_exe: str = "redis-server"
     is_clustered: bool = False
-    nservers: int = Field(1, ge=1, le=64, description="servers ServerManager starts (a cluster uses >= 3)")
+    nservers: int = Field(
+        1, ge=1, le=64, description="servers ServerManager starts (a cluster uses >= 3)"
+    )
     password: str | None = Field(None, repr=False, description="None: ServerManager generates one")
     bind: str = Field("127.0.0.1", description="address servers listen on (loopback by default)")
-    chunk_size: int = Field(512 * 1024, ge=64 * 1024, description="values above this travel in pipelined chunks")
-    socket_timeout: float = Field(30.0, gt=0, description="seconds before a silent server is an error")
+    chunk_size: int = Field(
+        512 * 1024, ge=64 * 1024, description="values above this travel in pipelined chunks"
+    )
+    socket_timeout: float = Field(
+        30.0, gt=0, description="seconds before a silent server is an error"
+    )
     connect_timeout: float = Field(5.0, gt=0)
-    startup_timeout: float = Field(20.0, gt=0, description="seconds ServerManager waits for servers")
+    startup_timeout: float = Field(
+        20.0, gt=0, description="seconds ServerManager waits for servers"
+    )
     maxmemory: str | None = Field(None, description="redis maxmemory, e.g. '4gb'")
 
     @field_validator("server_address")
@@ -130,8 +139,12 @@ class DragonConfig(ServerConfig):
     """DragonHPC distributed dictionary (run under the ``dragon`` launcher)."""
 
     type: Literal["dragon"] = "dragon"
-    total_mem: int = Field(1 << 30, ge=4 * MiB, description="bytes for the DDict, split over managers")
+    total_mem: int = Field(
+        1 << 30, ge=4 * MiB, description="bytes for the DDict, split over managers"
+    )
     managers_per_node: int = Field(1, ge=1)
     n_nodes: int = Field(1, ge=1)
     timeout: float = Field(30.0, gt=0, description="seconds a DDict operation may take")
-    serialized: str | None = Field(None, description="serialized DDict to attach to (set by ServerManager)")
+    serialized: str | None = Field(
+        None, description="serialized DDict to attach to (set by ServerManager)"
+    )

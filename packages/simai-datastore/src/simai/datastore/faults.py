@@ -40,8 +40,17 @@ class FaultyTransport:
 
     _OPTIONS = ("fail", "drop", "corrupt", "delay", "fail_after", "seed")
 
-    def __init__(self, inner: Transport, *, fail: float = 0.0, drop: float = 0.0, corrupt: float = 0.0,
-                 delay: float = 0.0, fail_after: int | None = None, seed: int | None = None):
+    def __init__(
+        self,
+        inner: Transport,
+        *,
+        fail: float = 0.0,
+        drop: float = 0.0,
+        corrupt: float = 0.0,
+        delay: float = 0.0,
+        fail_after: int | None = None,
+        seed: int | None = None,
+    ):
         self._check(dict(fail=fail, drop=drop, corrupt=corrupt, delay=delay))
         self.inner = inner
         self.backend = inner.backend
@@ -146,12 +155,16 @@ class FaultyTransport:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Transport:
-        raise TypeError("build a FaultyTransport around a transport, or use faults.inject(server_info)")
+        raise TypeError(
+            "build a FaultyTransport around a transport, or use faults.inject(server_info)"
+        )
 
     def push(self, queue: str, value: Parts) -> None:
         self._before("push")
         if not isinstance(self.inner, MessagingTransport):
-            raise UnsupportedOperationError(f"the {self.backend} backend does not support send/receive")
+            raise UnsupportedOperationError(
+                f"the {self.backend} backend does not support send/receive"
+            )
         if self._roll(self.drop):
             self.injected["drop"] += 1
             return
@@ -160,7 +173,9 @@ class FaultyTransport:
     def pop(self, queue: str, timeout: float) -> Buffer | None:
         self._before("pop")
         if not isinstance(self.inner, MessagingTransport):
-            raise UnsupportedOperationError(f"the {self.backend} backend does not support send/receive")
+            raise UnsupportedOperationError(
+                f"the {self.backend} backend does not support send/receive"
+            )
         return self.inner.pop(queue, timeout)
 
     @contextlib.contextmanager

@@ -36,7 +36,9 @@ def _unknown(name: str) -> ValueError:
     known = list_backends()
     close = difflib.get_close_matches(normalize_name(name), known, n=3, cutoff=0.5)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return ValueError(f"unknown datastore server type {name!r}.{hint} Known types: {', '.join(known)}")
+    return ValueError(
+        f"unknown datastore server type {name!r}.{hint} Known types: {', '.join(known)}"
+    )
 
 
 @functools.cache

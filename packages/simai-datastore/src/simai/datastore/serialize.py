@@ -22,7 +22,7 @@ from __future__ import annotations
 import pickle
 import struct
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 import msgpack
 import numpy as np
@@ -32,7 +32,7 @@ from simai.datastore.errors import CorruptValueError, PickleNotAllowedError
 
 __all__ = ["MAGIC", "Buffer", "Parts", "decode", "encode", "encoded_size", "join_parts"]
 
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer = bytes | bytearray | memoryview
 Parts = Sequence[Buffer]
 
 MAGIC = b"SIMA"
@@ -104,18 +104,28 @@ def _array_parts(arr: np.ndarray) -> tuple[bytes, memoryview]:
     return meta, memoryview(base.reshape(-1).view(np.uint8))
 
 
-def _array_from(meta: Any, payload: memoryview, writable: bool, out: np.ndarray | None = None) -> np.ndarray:
+def _array_from(
+    meta: Any, payload: memoryview, writable: bool, out: np.ndarray | None = None
+) -> np.ndarray:
     descr, shape, order = meta
-    dtype = np.dtype(descr) if isinstance(descr, str) else np.lib.format.descr_to_dtype(_descr_fix(descr))
+    dtype = (
+        np.dtype(descr)
+        if isinstance(descr, str)
+        else np.lib.format.descr_to_dtype(_descr_fix(descr))
+    )
     shape = tuple(shape)
     count = 1
     for n in shape:
         count *= n
     if count * dtype.itemsize != payload.nbytes:
-        raise ValueError(f"payload has {payload.nbytes} bytes, {shape} {dtype} needs {count * dtype.itemsize}")
+        raise ValueError(
+            f"payload has {payload.nbytes} bytes, {shape} {dtype} needs {count * dtype.itemsize}"
+        )
     if out is not None:
         if out.dtype != dtype or out.shape != shape:
-            raise ValueError(f"out= is {out.shape} {out.dtype}; the stored array is {shape} {dtype}")
+            raise ValueError(
+                f"out= is {out.shape} {out.dtype}; the stored array is {shape} {dtype}"
+            )
         if payload.nbytes:
             src = np.frombuffer(payload, dtype=dtype, count=count)
             np.copyto(out, src.reshape(shape[::-1]).T if order == "F" else src.reshape(shape))
@@ -194,14 +204,20 @@ def encode(value: Any, *, allow_pickle: bool = False) -> list[Buffer]:
             reason = str(exc)
     if not allow_pickle:
         raise PickleNotAllowedError(
-            f"values of type {t.__name__} need pickle; create the DataStore with "
+            f"values of type {t.__name__} need pickle ({reason}); create the DataStore with "
             f"allow_pickle=True on both the writing and the reading side"
         )
     return _frame(TAG_PICKLE, _EMPTY, pickle.dumps(value, protocol=5))
 
 
-def decode(data: Buffer, key: str = "?", *, allow_pickle: bool = False, writable: bool = True,
-           out: np.ndarray | None = None) -> Any:
+def decode(
+    data: Buffer,
+    key: str = "?",
+    *,
+    allow_pickle: bool = False,
+    writable: bool = True,
+    out: np.ndarray | None = None,
+) -> Any:
     """Check and unpack one frame. Raises :class:`CorruptValueError` naming ``key``.
 
     ``out``: an array of the stored dtype and shape to copy an array value into
@@ -213,13 +229,18 @@ def decode(data: Buffer, key: str = "?", *, allow_pickle: bool = False, writable
     n = view.nbytes
     if n < HEADER_SIZE or bytes(view[:4]) != MAGIC:
         raise CorruptValueError(key, f"not a simai value ({n} bytes, missing the {MAGIC!r} header)")
-    magic, version, tag, _flags, meta_len, payload_len, checksum = _HEADER.unpack_from(view)
+    _magic, version, tag, _flags, meta_len, payload_len, checksum = _HEADER.unpack_from(view)
     if version != VERSION:
-        raise CorruptValueError(key, f"written by format version {version}; this reader knows {VERSION}")
+        raise CorruptValueError(
+            key, f"written by format version {version}; this reader knows {VERSION}"
+        )
     start = HEADER_SIZE + meta_len
     pstart = start + (-start % _ALIGN)
     if n != pstart + payload_len:
-        raise CorruptValueError(key, f"length mismatch: header says {pstart + payload_len} bytes, found {n} (truncated?)")
+        raise CorruptValueError(
+            key,
+            f"length mismatch: header says {pstart + payload_len} bytes, found {n} (truncated?)",
+        )
     meta = view[HEADER_SIZE:start]
     payload = view[pstart : pstart + payload_len]
     h = xxhash.xxh3_64(view[: HEADER_SIZE - 8])

@@ -32,18 +32,24 @@ class ServerManager:
     and at interpreter exit.
     """
 
-    def __init__(self, name: str, config: BaseModel | Mapping[str, Any] | None = None, **options: Any):
+    def __init__(
+        self, name: str, config: BaseModel | Mapping[str, Any] | None = None, **options: Any
+    ):
         self.name = name
         if config is None:
             if "type" not in options:
-                raise TypeError("ServerManager needs a config (server_registry.create_config(...)) or type=...")
+                raise TypeError(
+                    "ServerManager needs a config (server_registry.create_config(...)) or type=..."
+                )
             config = server_registry.create_config(options.pop("type"), **options)
         elif isinstance(config, Mapping):
             config = server_registry.config_from_dict(dict(config))
         elif options:
             raise TypeError("pass options either in the config or as keywords, not both")
         if not isinstance(config, BaseModel) or not hasattr(config, "type"):
-            raise TypeError(f"config must be a server config model or dict, not {type(config).__name__}")
+            raise TypeError(
+                f"config must be a server config model or dict, not {type(config).__name__}"
+            )
         self.config = config
         self._backend = get_backend(config.type)
         self._server: Any = None
@@ -81,10 +87,16 @@ class ServerManager:
             pw = f":{urllib.parse.quote(cfg['password'], safe='')}@" if cfg.get("password") else ""
             query = "?cluster=1" if cfg.get("is_clustered") else ""
             return f"redis://{pw}{cfg['server_address']}{query}"
-        if self.type in ("filesystem", "node-local") or (self.type == "daos" and cfg.get("mode") == "posix"):
+        if self.type in ("filesystem", "node-local") or (
+            self.type == "daos" and cfg.get("mode") == "posix"
+        ):
             scheme = {"filesystem": "file"}.get(self.type, self.type)
-            return f"{scheme}://{urllib.parse.quote(cfg['server_address'])}?nshards={cfg['nshards']}"
-        raise NotImplementedError(f"{self.type} servers have no URL form; pass get_server_info() instead")
+            return (
+                f"{scheme}://{urllib.parse.quote(cfg['server_address'])}?nshards={cfg['nshards']}"
+            )
+        raise NotImplementedError(
+            f"{self.type} servers have no URL form; pass get_server_info() instead"
+        )
 
     def is_running(self) -> bool:
         return self._server is not None and self._server.alive()

@@ -14,7 +14,12 @@ from pydantic import BaseModel
 from simai.datastore._keys import validate_key
 from simai.datastore._telemetry import op_span
 from simai.datastore.errors import StagedDataTimeout, UnsupportedOperationError
-from simai.datastore.protocols import LockingTransport, MessagingTransport, Transport, WaitingTransport
+from simai.datastore.protocols import (
+    LockingTransport,
+    MessagingTransport,
+    Transport,
+    WaitingTransport,
+)
 from simai.datastore.registry import get_backend
 from simai.datastore.serialize import decode, encode, encoded_size
 
@@ -28,14 +33,20 @@ def _normalize_info(server_info: Any) -> dict[str, Any]:
         try:
             server_info = json.loads(server_info)
         except json.JSONDecodeError as exc:
-            raise ValueError("server_info string must be the JSON of ServerManager.get_server_info()") from exc
+            raise ValueError(
+                "server_info string must be the JSON of ServerManager.get_server_info()"
+            ) from exc
     if isinstance(server_info, BaseModel):
         server_info = {"type": server_info.type, "config": server_info.model_dump()}
     if not isinstance(server_info, Mapping):
-        raise TypeError(f"server_info must be a dict (ServerManager.get_server_info()), not {type(server_info).__name__}")
+        raise TypeError(
+            f"server_info must be a dict (ServerManager.get_server_info()), not {type(server_info).__name__}"
+        )
     info = dict(server_info)
     if "type" not in info:
-        raise ValueError("server_info needs a 'type' (e.g. 'redis'); use ServerManager.get_server_info()")
+        raise ValueError(
+            "server_info needs a 'type' (e.g. 'redis'); use ServerManager.get_server_info()"
+        )
     if "config" not in info:  # a bare config dict
         info = {"type": info["type"], "config": info}
     return info
@@ -84,7 +95,9 @@ class DataStore:
         transport: Transport | None = None,
     ):
         if server_info is None and transport is None:
-            raise TypeError("DataStore needs server_info (from ServerManager.get_server_info()) or a transport")
+            raise TypeError(
+                "DataStore needs server_info (from ServerManager.get_server_info()) or a transport"
+            )
         self.name = name
         self.allow_pickle = bool(allow_pickle)
         self.timeout = float(timeout)
@@ -136,7 +149,9 @@ class DataStore:
         self._transport = None
 
     def __repr__(self) -> str:
-        return f"DataStore({self.name!r}, backend={self.backend!r}, allow_pickle={self.allow_pickle})"
+        return (
+            f"DataStore({self.name!r}, backend={self.backend!r}, allow_pickle={self.allow_pickle})"
+        )
 
     def close(self) -> None:
         if self._transport is not None:
@@ -163,17 +178,33 @@ class DataStore:
             if not hosts:
                 raise ValueError(f"redis URL needs host:port: {url!r}")
             hosts = ",".join(_with_port(h) for h in hosts.split(","))
-            cfg = {"type": "redis", "server_address": hosts, "password": password,
-                   "is_clustered": q.pop("cluster", "0").lower() in ("1", "true", "yes")}
+            cfg = {
+                "type": "redis",
+                "server_address": hosts,
+                "password": password,
+                "is_clustered": q.pop("cluster", "0").lower() in ("1", "true", "yes"),
+            }
         elif u.scheme in ("file", "node-local", "daos"):
             if not u.path:
                 raise ValueError(f"{u.scheme} URL needs a path: {url!r}")
-            cfg = {"type": {"file": "filesystem"}.get(u.scheme, u.scheme), "server_address": urllib.parse.unquote(u.path)}
+            cfg = {
+                "type": {"file": "filesystem"}.get(u.scheme, u.scheme),
+                "server_address": urllib.parse.unquote(u.path),
+            }
         else:
-            raise ValueError(f"unsupported DataStore URL scheme {u.scheme!r}: use redis://, file://, node-local:// or daos://")
+            raise ValueError(
+                f"unsupported DataStore URL scheme {u.scheme!r}: use redis://, file://, node-local:// or daos://"
+            )
         for k, v in q.items():
             cfg[k] = v  # pydantic converts "8" to 8 and "true" to True, and names bad ones
-        return cls(name, server_info={"type": cfg["type"], "config": get_backend(cfg["type"]).Config(**cfg).model_dump()}, **kwargs)
+        return cls(
+            name,
+            server_info={
+                "type": cfg["type"],
+                "config": get_backend(cfg["type"]).Config(**cfg).model_dump(),
+            },
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------ staging
     def stage_write(self, key: str, data: Any) -> None:
@@ -201,7 +232,9 @@ class DataStore:
                 else:
                     raw = _poll(lambda: t.get(key), timeout)
             if raw is None:
-                raise StagedDataTimeout(f"key {key!r} was not staged within {timeout} s ({self.backend})")
+                raise StagedDataTimeout(
+                    f"key {key!r} was not staged within {timeout} s ({self.backend})"
+                )
             if span.is_recording():
                 span.set_attribute("simai.bytes", len(raw))
             return decode(raw, key, allow_pickle=self.allow_pickle, out=out)
@@ -218,8 +251,12 @@ class DataStore:
 
     def stage_write_many(self, items: Mapping[str, Any]) -> None:
         """Write several values at once (pipelined where the backend can)."""
-        encoded = {validate_key(k): encode(v, allow_pickle=self.allow_pickle) for k, v in items.items()}
-        with op_span("stage_write_many", None, sum(encoded_size(p) for p in encoded.values()), self.backend):
+        encoded = {
+            validate_key(k): encode(v, allow_pickle=self.allow_pickle) for k, v in items.items()
+        }
+        with op_span(
+            "stage_write_many", None, sum(encoded_size(p) for p in encoded.values()), self.backend
+        ):
             self.transport.put_many(encoded)
 
     def stage_read_many(self, keys: Sequence[str], timeout: float | None = None) -> list[Any]:
@@ -237,10 +274,15 @@ class DataStore:
                 got = _poll(lambda i=i: t.get(keys[i]), max(left, 0))
                 if got is None:
                     names = ", ".join(repr(keys[j]) for j in missing[:5])
-                    raise StagedDataTimeout(f"{len(missing)} key(s) not staged within {timeout} s: {names}")
+                    raise StagedDataTimeout(
+                        f"{len(missing)} key(s) not staged within {timeout} s: {names}"
+                    )
                 raws[i] = got
                 missing.pop(0)
-            return [decode(r, k, allow_pickle=self.allow_pickle) for k, r in zip(keys, raws)]
+            return [
+                decode(r, k, allow_pickle=self.allow_pickle)
+                for k, r in zip(keys, raws, strict=True)
+            ]
 
     def keys(self, prefix: str = "") -> list[str]:
         """Every staged key (starting with ``prefix``), sorted."""
@@ -278,7 +320,9 @@ class DataStore:
 
     def send(self, data: Any, targets: Iterable[DataStore | str] | None = None) -> None:
         """Queue ``data`` for each target (default: every connection), FIFO per sender."""
-        names = [self._name_of(t) for t in targets] if targets is not None else list(self.connections)
+        names = (
+            [self._name_of(t) for t in targets] if targets is not None else list(self.connections)
+        )
         if not names:
             raise ValueError("send() needs targets, or connect() to other DataStores first")
         t = self._messaging()
@@ -287,9 +331,13 @@ class DataStore:
             with op_span("send", f"{self.name}->{target}", encoded_size(parts), self.backend):
                 t.push(f"{self.name}->{target}", parts)
 
-    def receive(self, senders: Iterable[DataStore | str] | None = None, timeout: float | None = None) -> dict[str, Any]:
+    def receive(
+        self, senders: Iterable[DataStore | str] | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
         """The next message from each sender (default: every connection), as ``{sender: value}``."""
-        names = [self._name_of(s) for s in senders] if senders is not None else list(self.connections)
+        names = (
+            [self._name_of(s) for s in senders] if senders is not None else list(self.connections)
+        )
         if not names:
             raise ValueError("receive() needs senders, or connect() to other DataStores first")
         timeout = self.timeout if timeout is None else timeout
@@ -301,7 +349,9 @@ class DataStore:
             with op_span("receive", queue, None, self.backend):
                 raw = t.pop(queue, max(deadline - time.monotonic(), 0))
                 if raw is None:
-                    raise StagedDataTimeout(f"no message from {sender!r} to {self.name!r} within {timeout} s")
+                    raise StagedDataTimeout(
+                        f"no message from {sender!r} to {self.name!r} within {timeout} s"
+                    )
                 out[sender] = decode(raw, queue, allow_pickle=self.allow_pickle)
         return out
 

@@ -56,13 +56,28 @@ class TaskSpec:
 
 def run_task(spec: TaskSpec) -> tuple:
     """Run one attempt; return ("simai-outcome", result, start, end, pid)."""
+    start = time.time()
+    token = _current.set(TaskContext(spec.name, spec.attempt, spec.pin, spec.gpus, spec.env,
+                                     spec.executor))
+    try:
+        tracer = _tracer()
+        result = _execute(spec) if tracer is None else _traced(tracer, spec)
+    finally:
+        _current.reset(token)
+    return ("simai-outcome", result, start, time.time(), os.getpid())
+
+
+def _tracer():
+    """The tracer, or None when no SDK is installed (spans would record nothing)."""
     from opentelemetry import trace
 
-    start = time.time()
-    ctx = TaskContext(spec.name, spec.attempt, spec.pin, spec.gpus, spec.env, spec.executor)
-    token = _current.set(ctx)
-    in_scheduler = os.getpid() == spec.scheduler_pid
-    tracer = trace.get_tracer("simai.orchestrator")
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+        return None
+    return provider.get_tracer("simai.orchestrator")
+
+
+def _traced(tracer, spec: TaskSpec) -> Any:
     parent = None
     if spec.trace_carrier:
         from opentelemetry import propagate
@@ -70,8 +85,8 @@ def run_task(spec: TaskSpec) -> tuple:
         parent = propagate.extract(spec.trace_carrier)
     attrs = {"simai.component": spec.name, "simai.executor": spec.executor,
              "simai.attempt": spec.attempt, "simai.type": spec.kind}
-    with tracer.start_as_current_span("orchestrator.component", context=parent,
-                                      attributes=attrs) as span:
+    with tracer.start_as_current_span("orchestrator.component", context=parent, attributes=attrs,
+                                      record_exception=False, set_status_on_exception=True) as span:
         # Scheduling history, stamped with the scheduler's times (same clock on one node).
         if spec.submitted:
             span.add_event("submitted", timestamp=int(spec.submitted * 1e9))
@@ -79,24 +94,25 @@ def run_task(spec: TaskSpec) -> tuple:
             span.add_event("ready", timestamp=int(spec.ready * 1e9))
         span.add_event("started")
         try:
-            if spec.kind == "remote":
-                from simai.orchestrator.mpi import run_remote
-
-                result = run_remote(spec.name, spec.executable, spec.args, spec.nprocs, spec.ppn,
-                                    spec.env, spec.hosts, spec.pin, spec.timeout)
-            elif in_scheduler:
-                result = _run_in_thread(spec)
-            else:
-                result = _run_in_process(spec)
+            result = _execute(spec)
         except BaseException as exc:
             span.set_attribute("simai.status", "failed")
             span.record_exception(exc)
             raise
-        finally:
-            _current.reset(token)
         span.set_attribute("simai.status", "succeeded")
         span.add_event("done")
-    return ("simai-outcome", result, start, time.time(), os.getpid())
+    return result
+
+
+def _execute(spec: TaskSpec) -> Any:
+    if spec.kind == "remote":
+        from simai.orchestrator.mpi import run_remote
+
+        return run_remote(spec.name, spec.executable, spec.args, spec.nprocs, spec.ppn,
+                          spec.env, spec.hosts, spec.pin, spec.timeout)
+    if os.getpid() == spec.scheduler_pid:
+        return _run_in_thread(spec)
+    return _run_in_process(spec)
 
 
 def _run_in_thread(spec: TaskSpec) -> Any:

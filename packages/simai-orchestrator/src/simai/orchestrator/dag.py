@@ -183,12 +183,14 @@ class Scheduler:
                 if failed_dep is not None:
                     to_fail.append((node, self._dep_error(comp.name, failed_dep)))
                 elif node.waiting == 0:
-                    to_ready.append(node)
+                    attempt = self._ready_locked(node, now)
+                    if attempt:
+                        to_ready.append((node, attempt))
         by_name = {n.comp.name: n for n in nodes}
         for node, exc in to_fail:
             self._finish(node, FAILED, error=exc)
-        for node in to_ready:
-            self._ready(node)
+        for node, attempt in to_ready:
+            self._launch(node, attempt)
         return [by_name[c.name].future for c in comps]
 
     @staticmethod
@@ -251,32 +253,46 @@ class Scheduler:
     # -- ready -> resources -> executor ---------------------------------------------------
     def _ready(self, node: _Node) -> None:
         with self._lock:
-            if node.record.status != PENDING:
-                return
-            node.record.ready = time.time()
+            attempt = self._ready_locked(node, time.time())
+        if attempt:
+            self._launch(node, attempt)
+
+    def _ready_locked(self, node: _Node, now: float) -> int:
+        """Dependencies met: take resources and mark running (0 when it must wait)."""
+        if node.record.status != PENDING:
+            return 0
+        if node.record.ready is None:
+            node.record.ready = now
+        if node.allot is None:
             allot = self._pool.try_acquire(node.comp, self._local_slots(node.comp))
             if allot is None:
                 self._resource_queue.append(node)
-                return
+                return 0
             node.allot = allot
-        self._dispatch(node)
+        return self._mark_running(node, now)
+
+    def _mark_running(self, node: _Node, now: float) -> int:
+        node.attempt += 1
+        rec = node.record
+        rec.status, rec.attempts, rec.started = RUNNING, node.attempt, now
+        rec.cpus, rec.gpus = node.allot.pin, node.allot.gpus
+        return node.attempt
 
     def _dispatch(self, node: _Node) -> None:
-        comp, allot = node.comp, node.allot
+        """Run another attempt of a node that holds its resources (a retry)."""
         with self._lock:
             if node.record.status in _FINISHED:
                 return
-            node.attempt += 1
-            attempt = node.attempt
-            rec = node.record
-            rec.status, rec.attempts = RUNNING, attempt
-            rec.started = time.time()
-            rec.cpus, rec.gpus = allot.pin, allot.gpus
+            attempt = self._mark_running(node, time.time())
+        self._launch(node, attempt)
+
+    def _launch(self, node: _Node, attempt: int) -> None:
+        comp, allot = node.comp, node.allot
         env = dict(comp.env_vars)
         if allot.gpus:
             env.update(allot.env(self._pool.gpu_var))
         carrier: dict = {}
-        if self.profile:
+        if self.profile or _tracing():
             from opentelemetry import propagate
 
             propagate.inject(carrier)
@@ -367,6 +383,7 @@ class Scheduler:
         while work:
             node, status, result, error, started, ended, attempt = work.pop()
             ready: list[_Node] = []
+            launch: list[tuple[_Node, int]] = []
             with self._lock:
                 rec = node.record
                 if rec.status in _FINISHED or (attempt is not None and node.attempt != attempt):
@@ -399,6 +416,10 @@ class Scheduler:
                         work.append((dep, FAILED, None, self._dep_error(dep.record.name, rec),
                                      None, None, None))
                 fut, node.comp, node.inner = node.future, None, None
+                for r in ready:
+                    attempt_r = self._ready_locked(r, now)
+                    if attempt_r:
+                        launch.append((r, attempt_r))
                 if not self._live:
                     self._idle.notify_all()
             if status == SUCCEEDED:
@@ -408,11 +429,8 @@ class Scheduler:
                 fut.set_running_or_notify_cancel()
             else:
                 fut.set_exception(error)
-            for r in ready:
-                if r.allot is not None:
-                    self._dispatch(r)
-                else:
-                    self._ready(r)
+            for r, attempt_r in launch:
+                self._launch(r, attempt_r)
 
     def _drain_resource_queue(self) -> list[_Node]:
         """Nodes from the resource queue that fit now (first fit, in arrival order)."""
@@ -490,6 +508,13 @@ class Scheduler:
         for node in running:
             self._finish(node, FAILED, error=OrchestratorStopped(
                 f"component {node.record.name!r}: {why}", node.record.name))
+
+
+def _tracing() -> bool:
+    from opentelemetry import trace
+
+    return not isinstance(trace.get_tracer_provider(),
+                          (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
 
 
 class _Deadlines:

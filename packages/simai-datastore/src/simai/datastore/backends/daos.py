@@ -119,7 +119,9 @@ class DaosServer:
     def start(self) -> DaosConfig:
         if self._dir is not None:
             if self.config.server_address is None:
-                raise ValueError("daos posix mode needs server_address: a directory on the dfuse mount")
+                raise ValueError(
+                    "daos posix mode needs server_address: a directory on the dfuse mount"
+                )
             cfg = self._dir.start()
         else:
             DaosKVTransport(self.config).close()

@@ -64,7 +64,9 @@ class DragonTransport:
     def __init__(self, config: DragonConfig):
         DDict = _import_ddict()
         if not config.serialized:
-            raise ValueError("dragon: 'serialized' (the DDict descriptor) is required; ServerManager provides it")
+            raise ValueError(
+                "dragon: 'serialized' (the DDict descriptor) is required; ServerManager provides it"
+            )
         self._cfg = config
         try:
             dd = DDict.attach(config.serialized, timeout=config.timeout)
@@ -99,7 +101,8 @@ class DragonTransport:
         return [self.get(k) for k in keys]
 
     def keys(self, prefix: str = "") -> list[str]:
-        return sorted(k for k in self._dd.keys() if isinstance(k, str) and k.startswith(prefix))
+        keys = self._dd.keys()  # a DDict keys view: one round trip to every manager
+        return sorted(k for k in keys if isinstance(k, str) and k.startswith(prefix))
 
     def clear(self) -> None:
         self._dd.clear()

@@ -97,7 +97,9 @@ class FilesystemTransport:
         self._cfg = config
         self._root = config.server_address
         if not os.path.isdir(self._root):
-            raise BackendUnavailableError(f"{self.backend}: staging directory {self._root!r} does not exist")
+            raise BackendUnavailableError(
+                f"{self.backend}: staging directory {self._root!r} does not exist"
+            )
         self._nshards = config.nshards
         self._width = max(2, len(f"{config.nshards - 1:x}"))
         self._fsync = config.fsync
@@ -107,7 +109,10 @@ class FilesystemTransport:
 
     # ------------------------------------------------------------------ paths
     def shard_dirs(self) -> list[str]:
-        return [os.path.join(self._root, f"{_SHARD_PREFIX}{i:0{self._width}x}") for i in range(self._nshards)]
+        return [
+            os.path.join(self._root, f"{_SHARD_PREFIX}{i:0{self._width}x}")
+            for i in range(self._nshards)
+        ]
 
     def _path(self, key: str) -> str:
         validate_key(key)
@@ -140,7 +145,9 @@ class FilesystemTransport:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             if isinstance(exc, OSError):
-                raise type(exc)(exc.errno, f"{self.backend}: writing {what} failed: {exc.strerror}", path) from exc
+                raise type(exc)(
+                    exc.errno, f"{self.backend}: writing {what} failed: {exc.strerror}", path
+                ) from exc
             raise
         if self._fsync:
             dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
@@ -160,7 +167,9 @@ class FilesystemTransport:
                 # Private, copy-on-write map of an immutable published file: no
                 # copy, and arrays built on it are still writable. (No MAP_POPULATE:
                 # on a writable private map it would copy every page up front.)
-                return mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+                return mmap.mmap(
+                    fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE
+                )
             return _read_all(fd, size)
         finally:
             os.close(fd)
@@ -215,14 +224,13 @@ class FilesystemTransport:
 
     def wait(self, key: str, timeout: float) -> bool:
         path = self._path(key)
-        for _ in _backoff(time.monotonic() + timeout):
-            if os.path.exists(path):
-                return True
-        return False
+        return any(os.path.exists(path) for _ in _backoff(time.monotonic() + timeout))
 
     # ------------------------------------------------------------------ messaging
     def _queue_dir(self, queue: str) -> str:
-        return os.path.join(self._root, _QUEUES, key_to_relpath(validate_key(queue)).replace("/", ""))
+        return os.path.join(
+            self._root, _QUEUES, key_to_relpath(validate_key(queue)).replace("/", "")
+        )
 
     def push(self, queue: str, value: Parts) -> None:
         # Names sort by time, then writer: FIFO per sender, roughly FIFO overall.
@@ -303,7 +311,9 @@ class DirectoryServer:
         root = self.config.server_address
         if root is None:
             parent = os.environ.get("SIMAI_DATASTORE_DIR") or self._default_parent()
-            root = tempfile.mkdtemp(prefix=".simai-stage-" if parent == os.getcwd() else "simai-stage-", dir=parent)
+            root = tempfile.mkdtemp(
+                prefix=".simai-stage-" if parent == os.getcwd() else "simai-stage-", dir=parent
+            )
             self._created.append(root)
         elif not os.path.exists(root):
             os.makedirs(root, mode=0o700)

@@ -24,7 +24,11 @@ class NodeLocalTransport(FilesystemTransport):
 
 class NodeLocalServer(DirectoryServer):
     def _default_parent(self) -> str:
-        return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+        return (
+            "/dev/shm"
+            if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
+            else tempfile.gettempdir()
+        )
 
 
 NodeLocalTransport.Server = NodeLocalServer

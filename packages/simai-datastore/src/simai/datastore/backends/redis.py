@@ -65,7 +65,9 @@ class RedisTransport:
         self._cfg = config
         addrs = config.addresses()
         if not addrs:
-            raise ValueError("redis: server_address is required ('host:port[,...]'); ServerManager fills it in")
+            raise ValueError(
+                "redis: server_address is required ('host:port[,...]'); ServerManager fills it in"
+            )
         self._addrs = addrs
         self._chunk = config.chunk_size
         self._r = redis
@@ -79,7 +81,9 @@ class RedisTransport:
             from redis.cluster import ClusterNode, RedisCluster
 
             try:
-                self._clients = [RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in addrs], **kw)]
+                self._clients = [
+                    RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in addrs], **kw)
+                ]
             except redis.exceptions.RedisError as exc:
                 raise self._translate(exc) from exc
         else:
@@ -97,10 +101,21 @@ class RedisTransport:
 
     def _translate(self, exc: Exception) -> Exception:
         e = self._r.exceptions
-        if isinstance(exc, e.AuthenticationError) or "WRONGPASS" in str(exc) or "NOAUTH" in str(exc):
-            return BackendUnavailableError(f"redis at {self._where()}: authentication failed (wrong or missing password): {exc}")
-        if isinstance(exc, (e.ConnectionError, e.TimeoutError, e.ClusterDownError)) or "ClusterDown" in type(exc).__name__:
-            return BackendUnavailableError(f"redis at {self._where()} is unreachable or not answering: {exc}")
+        if (
+            isinstance(exc, e.AuthenticationError)
+            or "WRONGPASS" in str(exc)
+            or "NOAUTH" in str(exc)
+        ):
+            return BackendUnavailableError(
+                f"redis at {self._where()}: authentication failed (wrong or missing password): {exc}"
+            )
+        if (
+            isinstance(exc, (e.ConnectionError, e.TimeoutError, e.ClusterDownError))
+            or "ClusterDown" in type(exc).__name__
+        ):
+            return BackendUnavailableError(
+                f"redis at {self._where()} is unreachable or not answering: {exc}"
+            )
         return exc
 
     @contextlib.contextmanager
@@ -175,7 +190,9 @@ class RedisTransport:
             head = client.get(key)  # overwritten while we read: start again
             if head is None or not head.startswith(_MANIFEST):
                 return head
-        raise CorruptValueError(key, "chunks of the value keep disappearing (overwritten too often?)")
+        raise CorruptValueError(
+            key, "chunks of the value keep disappearing (overwritten too often?)"
+        )
 
     def get(self, key: str) -> Buffer | None:
         validate_key(key)
@@ -226,7 +243,7 @@ class RedisTransport:
                 pipe = client.pipeline(transaction=False)
                 for i in idxs:
                     pipe.get(keys[i])
-                for i, head in zip(idxs, pipe.execute()):
+                for i, head in zip(idxs, pipe.execute(), strict=True):
                     if head is not None and head.startswith(_MANIFEST):
                         head = self._assemble(client, keys[i], head)
                     out[i] = head
@@ -262,7 +279,7 @@ class RedisTransport:
             pipe.getrange(k, 0, len(_MANIFEST) - 1)
         heads = pipe.execute(raise_on_error=False)
         pipe = client.pipeline(transaction=False)
-        for k, h in zip(keys, heads):
+        for k, h in zip(keys, heads, strict=True):
             internal = b"\x00" in k
             ours = isinstance(h, bytes) and (h.startswith(b"SIMA") or h.startswith(_MANIFEST))
             if internal or ours:
@@ -285,7 +302,9 @@ class RedisTransport:
                 if left <= 0.001:
                     return client.lpop(_QUEUE + queue)
                 # stay well inside socket_timeout so a long wait is not a socket error
-                got = client.blpop([_QUEUE + queue], timeout=min(left, self._cfg.socket_timeout / 2))
+                got = client.blpop(
+                    [_QUEUE + queue], timeout=min(left, self._cfg.socket_timeout / 2)
+                )
                 if got is not None:
                     return got[1]
 
@@ -383,7 +402,11 @@ class RedisServer:
         self._workdir = tempfile.mkdtemp(prefix="simai-redis-")
         try:
             for _ in range(cfg.nservers):
-                p = _Proc(_free_port(cfg.bind), self._workdir, _free_port(cfg.bind) if cfg.is_clustered else 0)
+                p = _Proc(
+                    _free_port(cfg.bind),
+                    self._workdir,
+                    _free_port(cfg.bind) if cfg.is_clustered else 0,
+                )
                 self._procs.append(p)
                 self._launch(p)
             for p in self._procs:
@@ -461,8 +484,15 @@ class RedisServer:
                 if p.popen.poll() is not None:
                     break
                 try:
-                    c = redis.Redis(host=self.config.bind if self.config.bind not in ("0.0.0.0", "::") else "127.0.0.1",
-                                    port=p.port, password=self._password, socket_timeout=2, socket_connect_timeout=1)
+                    c = redis.Redis(
+                        host=self.config.bind
+                        if self.config.bind not in ("0.0.0.0", "::")
+                        else "127.0.0.1",
+                        port=p.port,
+                        password=self._password,
+                        socket_timeout=2,
+                        socket_connect_timeout=1,
+                    )
                     c.ping()
                     c.close()
                     return
@@ -472,7 +502,9 @@ class RedisServer:
                     pass
                 time.sleep(0.01)
             else:
-                raise TimeoutError(f"redis-server on port {p.port} did not answer within {self.config.startup_timeout} s: {self._log_tail(p)}")
+                raise TimeoutError(
+                    f"redis-server on port {p.port} did not answer within {self.config.startup_timeout} s: {self._log_tail(p)}"
+                )
             log = self._log_tail(p)
             if "Address already in use" in log or "bind" in log.lower():
                 p.port = _free_port(self.config.bind)  # another process took the port: retry
@@ -486,7 +518,10 @@ class RedisServer:
 
     def _form_cluster(self, redis) -> None:
         host = "127.0.0.1" if self.config.bind in ("0.0.0.0", "::") else self.config.bind
-        clients = [redis.Redis(host=host, port=p.port, password=self._password, socket_timeout=5) for p in self._procs]
+        clients = [
+            redis.Redis(host=host, port=p.port, password=self._password, socket_timeout=5)
+            for p in self._procs
+        ]
         try:
             n = len(clients)
             for i, c in enumerate(clients):
@@ -497,7 +532,10 @@ class RedisServer:
             deadline = time.monotonic() + self.config.startup_timeout
             while time.monotonic() < deadline:
                 infos = [c.cluster("INFO") for c in clients]
-                if all(i.get("cluster_state") == "ok" and int(i.get("cluster_known_nodes", 0)) == n for i in infos):
+                if all(
+                    i.get("cluster_state") == "ok" and int(i.get("cluster_known_nodes", 0)) == n
+                    for i in infos
+                ):
                     return
                 time.sleep(0.05)
             raise TimeoutError(f"redis cluster did not reach state ok: {infos}")
@@ -510,7 +548,9 @@ class RedisServer:
         return [p.popen.pid for p in self._procs if p.popen is not None]
 
     def alive(self) -> bool:
-        return bool(self._procs) and all(p.popen is not None and p.popen.poll() is None for p in self._procs)
+        return bool(self._procs) and all(
+            p.popen is not None and p.popen.poll() is None for p in self._procs
+        )
 
     def restart(self) -> None:
         """Start again every server that died, on the same port and password (data is lost)."""
