@@ -122,7 +122,9 @@ def _proxystore(store, a: np.ndarray):
     return op
 
 
-def _compare(results, case, ours_fn, ref_fn, ref_name, rounds, target=None):
+def _compare(
+    results, case, ours_fn, ref_fn, ref_name, rounds, target=None, nbytes=None, method=None
+):
     # interleave ours/reference rounds so load on the shared machine hits both alike
     ours_t, ref_t = [], []
     for _ in range(3 if rounds >= 5 else 1):
@@ -130,6 +132,8 @@ def _compare(results, case, ours_fn, ref_fn, ref_name, rounds, target=None):
         ref_t.append(median_time(ref_fn, rounds=max(rounds // 3, 1) if rounds >= 5 else rounds))
     ours, ref = min(ours_t), min(ref_t)
     r = Result(SUITE, case, ours, ref, ref_name)
+    if nbytes is not None:
+        r.extra.update(bytes=nbytes, method=method or case.rsplit(" ", 1)[0])
     if target is not None:
         r.target = f"<= {target:.1f}x"
         r.met = r.ratio <= target
@@ -196,7 +200,9 @@ def _many_to_one(info, nbytes, n, raw):
                 while (v := c.get(f"m2o-raw/{w}/{i}")) is None:
                     time.sleep(5e-5)
                 assert np.frombuffer(v, dtype=np.float32)[0] == w
-        c.flushdb()
+        elapsed = time.perf_counter() - t0
+        c.delete(*[f"m2o-raw/{w}/{i}" for w in range(4) for i in range(n)])
+        return _join(procs, elapsed)
     elif raw == "file":
         d = info["config"]["server_address"]
         for w in range(4):
@@ -206,14 +212,26 @@ def _many_to_one(info, nbytes, n, raw):
                     time.sleep(5e-5)
                 with open(path, "rb") as f:
                     assert np.frombuffer(f.read(), dtype=np.float32)[0] == w
-                os.unlink(path)
+        elapsed = time.perf_counter() - t0
+        for w in range(4):
+            for i in range(n):
+                os.unlink(os.path.join(d, f"raw-{w}-{i}"))
+        return _join(procs, elapsed)
     else:
         ds = DataStore("reader", server_info=info)
         for w in range(4):
             for i in range(n):
                 assert ds.stage_read(f"m2o/{w}/{i}", timeout=60)[0] == w
-                ds.clean_staged_data(f"m2o/{w}/{i}")
+        elapsed = time.perf_counter() - t0
+        ds.clean()
+        return _join(procs, elapsed)
     elapsed = time.perf_counter() - t0
+    for p in procs:
+        p.join(60)
+    return elapsed
+
+
+def _join(procs, elapsed):
     for p in procs:
         p.join(60)
     return elapsed
@@ -224,6 +242,7 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--sizes", default="1KiB,1MiB,16MiB,64MiB")
     p.add_argument("--no-proxystore", action="store_true")
+    p.add_argument("--plot", metavar="PNG", help="also plot MB/s vs size, one line per method")
     args = p.parse_args()
     sizes = [int(s[:-3]) * (MiB if s.endswith("MiB") else KiB) for s in args.sizes.split(",")]
     results: list[Result] = []
@@ -284,6 +303,8 @@ def main() -> None:
                 "2x np.copyto",
                 rounds,
                 target=3.0 if n >= 64 * MiB else None,
+                nbytes=n,
+                method="simai node-local",
             )
             _compare(
                 results,
@@ -292,6 +313,8 @@ def main() -> None:
                 _shm(a, segments),
                 "shared_memory (reused)",
                 rounds,
+                nbytes=n,
+                method="simai node-local",
             )
             _compare(
                 results,
@@ -300,6 +323,8 @@ def main() -> None:
                 _raw_file(os.path.join(shm_root, "raw"), a),
                 "raw file /dev/shm",
                 rounds,
+                nbytes=n,
+                method="simai node-local",
             )
             if not small:
                 _compare(
@@ -309,6 +334,8 @@ def main() -> None:
                     _copyto(a),
                     "2x np.copyto",
                     rounds,
+                    nbytes=n,
+                    method="simai node-local, read into out=",
                 )
             rf = _compare(
                 results,
@@ -318,6 +345,8 @@ def main() -> None:
                 "raw file /tmp",
                 rounds,
                 target=None if small else 1.2,
+                nbytes=n,
+                method="simai filesystem /tmp",
             )
             rs_ = _compare(
                 results,
@@ -327,6 +356,8 @@ def main() -> None:
                 "raw file /dev/shm",
                 rounds,
                 target=None if small else 1.2,
+                nbytes=n,
+                method="simai filesystem /dev/shm",
             )
             rr = _compare(
                 results,
@@ -336,6 +367,8 @@ def main() -> None:
                 "redis-py SET/GET",
                 rounds,
                 target=None if small else 1.0,
+                nbytes=n,
+                method="simai redis",
             )
             if small:
                 _overhead_row(
@@ -371,6 +404,8 @@ def main() -> None:
                     _proxystore(st, a),
                     name,
                     max(rounds // 2, 3),
+                    nbytes=n,
+                    method="simai node-local" if "file" in name else "simai redis",
                 )
             del a
 
@@ -413,6 +448,40 @@ def main() -> None:
                 )
             )
     report("simai.datastore staging (write+read, median of rounds)", results, args.json)
+    if args.plot:
+        _plot(results, args.plot)
+
+
+def _plot(results: list[Result], path: str) -> None:
+    """MB/s (write+read of the array, i.e. 2 x its size per op) vs size, one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    best: dict[str, dict[int, float]] = {}
+    for r in results:
+        n = r.extra.get("bytes")
+        if not n:
+            continue
+        for method, t in ((r.extra["method"], r.ours), (r.reference_name, r.reference)):
+            pts = best.setdefault(method, {})
+            pts[n] = min(pts.get(n, float("inf")), t)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for method, pts in sorted(best.items()):
+        sizes = sorted(pts)
+        style = "-o" if method.startswith("simai") else "--x"
+        ax.plot(sizes, [2 * s / pts[s] / 1e6 for s in sizes], style, label=method)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("array size (bytes)")
+    ax.set_ylabel("MB/s (write + read)")
+    ax.set_title("simai.datastore staging vs raw references (same run)")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"plot written to {path}")
 
 
 class _NoSpanType:

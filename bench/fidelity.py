@@ -39,6 +39,15 @@ def busy_loop_step(kernel, run_time: float) -> float:
     return time.perf_counter() - t_start
 
 
+def cpu_pressure() -> str:
+    """Linux PSI 'some avg10': % of the last 10 s in which a task waited for a CPU."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            return f.readline().split()[1].split("=")[1] + " %"
+    except (OSError, IndexError):
+        return "n/a"
+
+
 def stats(errors: list[float]) -> tuple[float, float, float, float]:
     a = np.abs(np.asarray(errors))
     return (
@@ -60,7 +69,7 @@ def main() -> None:
     kernel(device="cpu", data_size=DATA_SIZE)  # allocate and warm the reference's inputs
     per_call = [kernel(device="cpu", data_size=DATA_SIZE).host_dt for _ in range(50)]
     results: list[Result] = []
-    load0 = os.getloadavg()[0]
+    load0, psi0 = os.getloadavg()[0], cpu_pressure()
     for target_ms in TARGETS_MS:
         target = target_ms / 1e3
         sim = Simulation("fidelity", tail=args.tail)
@@ -117,7 +126,8 @@ def main() -> None:
     report(
         f"Emulation fidelity: {KERNEL} {DATA_SIZE[0]}x{DATA_SIZE[1]} float32, {steps} steps/target, "
         f"tail={args.tail}, per call median {1e3 * float(np.median(per_call)):.3f} ms, "
-        f"load avg {load0:.1f} -> {os.getloadavg()[0]:.1f}",
+        f"load avg {load0:.1f} -> {os.getloadavg()[0]:.1f}, CPU pressure {psi0} -> "
+        f"{cpu_pressure()} on {os.cpu_count()} CPUs",
         results,
         args.json,
     )

@@ -83,3 +83,31 @@ def test_a_server_that_cannot_start_is_a_reported_failure_not_a_traceback(cli, t
     assert "redis-server" in result["error"] and result["ok"] is False
     assert cli.statuses(result) == {"a": "failed"}
     assert "Traceback" not in out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_a_trainer_that_cannot_start_ends_the_insitu_simulation_too(cli, tmp_path):
+    # sample=0 makes the trainer's model invalid: it must fail, send the kill message,
+    # and the simulation must stop waiting for it and fail naming the trainer.
+    miniapp = cli.repo / "examples" / "miniapps" / "insitu.yaml"
+    out = cli.run("run", str(miniapp), "--set", "components.1.args.sample=0", "--out", str(tmp_path))
+    assert out.returncode == 1
+    result = cli.result_of(tmp_path)
+    assert cli.statuses(result) == {"sim": "failed", "train": "failed"}
+    sim, train = result["components"]
+    assert "input_dim" in train["error"]
+    assert "ended early" in sim["error"] or "component 'train' failed" in sim["error"]
+
+
+@pytest.mark.slow
+def test_a_member_that_fails_at_once_does_not_leave_the_trainer_waiting(cli, tmp_path):
+    # A wrong argument fails member0 before its code runs; the trainer must notice through
+    # the orchestrator (not after its 60 s first-field timeout) and end the other members.
+    miniapp = cli.repo / "examples" / "miniapps" / "ensemble.yaml"
+    out = cli.run("run", str(miniapp), "--set", "components.0.args.bogus=1",
+                  "--set", "components.3.args.first_field_timeout=240", "--out", str(tmp_path))
+    assert out.returncode == 1
+    result = cli.result_of(tmp_path)
+    by_name = {c["name"]: c for c in result["components"]}
+    assert "bogus" in by_name["member0"]["error"]
+    assert "component 'member0' failed" in by_name["train"]["error"]  # not "was not staged within"

@@ -288,3 +288,21 @@ def test_script_overrides_apply_to_workflows_that_own_their_server(tmp_path):
     assert result["components"][0]["executor"] == "process-pool"
     out = simai("run", str(script), "--executor", "thread_pol", "--out", str(tmp_path / "run2"))
     assert out.returncode == 2 and "'thread-pool'" in out.stderr
+
+
+def test_arguments_after_a_double_dash_reach_a_script(tmp_path):
+    script = _write(tmp_path, """
+        import sys
+        from simai.bench import Workflow
+
+        w = Workflow(name="argv")
+        n = int(sys.argv[sys.argv.index("--n") + 1])
+        w.register_component("echo", lambda: n)
+        w.launch()
+    """, "flow.py")
+    out = simai("run", str(script), "--out", str(tmp_path / "run"), "--", "--n", "5")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads((tmp_path / "run" / "argv" / "result.json").read_text())["components"][0]["value"] == 5
+    wf = _write(tmp_path, "components: [{name: a, command: 'true'}]\n")
+    out = simai("run", str(wf), "--", "--n", "5")
+    assert out.returncode == 2 and "only a .py workflow takes arguments" in out.stderr

@@ -203,3 +203,18 @@ def test_declarative_simulation_and_ai_components_run_and_stage(tmp_path):
     assert sim["steps"] == 6 and sim["arrays_written"] == 2
     assert sim["mean_step_s"] >= 0.018  # each step was paced to its 20 ms target
     assert result["infer"].value["steps"] == 2
+
+
+def test_a_dependency_cycle_is_a_run_error_and_nothing_starts():
+    w = _wf()
+    ran = []
+    w.register_component("a", lambda: ran.append("a"), dependencies=["b"])
+    w.register_component("b", lambda: ran.append("b"), dependencies=["a"])
+    result = w.launch(timeout=30)
+    assert not result.ok and "cycle" in result.error
+    assert ran == [] and {c.status for c in result} == {"failed"}
+
+
+def test_an_unknown_executor_is_named_with_close_matches():
+    with pytest.raises(ValueError, match="'thread-pool'"):
+        Workflow(OrchestratorConfig(name="thread-pol"), SystemConfig(name="local", ncpus=2))

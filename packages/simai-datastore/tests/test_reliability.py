@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import multiprocessing as mp
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -35,9 +34,7 @@ def test_killed_redis_is_reported_fast_and_can_be_restarted():
         info = sm.get_server_info()
         ds = DataStore("sim", server_info=info)
         ds.stage_write("before", np.arange(10))
-        for pid in sm.pids():
-            os.kill(pid, signal.SIGKILL)
-        time.sleep(0.05)
+        sm.kill_server()  # SIGKILL: no goodbye to the clients
         t0 = time.monotonic()
         with pytest.raises(BackendUnavailableError, match="unreachable"):
             ds.stage_write("during", np.arange(10))

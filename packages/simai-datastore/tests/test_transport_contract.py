@@ -251,9 +251,29 @@ def test_concurrent_writers_from_several_processes(ds, server_info):
     assert len(ds.keys("w")) == nproc * nkeys
 
 
+def test_arrays_already_read_never_change(ds):
+    """Overwriting, deleting and re-filling a key leaves arrays a reader holds intact
+    (node-local maps files and recycles large ones: this is what keeps that safe)."""
+    n = 300_000  # 2.4 MB: large enough to be recycled
+    ds.stage_write("held", np.full(n, 1.0))
+    held = ds.stage_read("held")
+    for v in (2.0, 3.0, 4.0):
+        ds.stage_write("held", np.full(n, v))
+        np.testing.assert_array_equal(ds.stage_read("held"), np.full(n, v))
+    ds.clean_staged_data("held")
+    for i in range(4):
+        ds.stage_write(f"refill{i}", np.full(n, 5.0 + i))
+    assert (held == 1.0).all()
+    held[:] = 7.0  # and it is the reader's own, writable memory
+    del held
+    for i in range(4):  # with the reader gone its memory may be reused: still correct
+        ds.stage_write(f"refill{i}", np.full(n, 9.0 + i))
+        np.testing.assert_array_equal(ds.stage_read(f"refill{i}"), np.full(n, 9.0 + i))
+
+
 def test_writes_are_atomic_under_concurrent_overwrite(ds, server_info):
     """Readers never see a partial or mixed value while two processes overwrite a key."""
-    elems = 20_000  # 160 KB: several chunks on the chunked redis configurations
+    elems = 140_000  # 1.1 MB: chunked on redis, recycled on node-local
     ds.stage_write("shared", np.full(elems, -1, dtype=np.int64))
     with mp.get_context("spawn").Pool(2) as pool:
         results = [pool.apply_async(overwrite_shared, (server_info, w, 25, elems)) for w in (1, 2)]

@@ -19,11 +19,19 @@ HERE = Path(__file__).parent
 def test_dragon_executor_contract_under_the_dragon_launcher(tmp_path):
     dragon = shutil.which("dragon") or os.path.join(os.path.dirname(sys.executable), "dragon")
     if not os.path.exists(dragon):
-        pytest.fail("the dragon launcher is not installed (pip install 'simai-orchestrator[dragon]')")
+        pytest.fail(
+            "the dragon launcher is not installed (pip install 'simai-orchestrator[dragon]')"
+        )
     out = tmp_path / "result.json"
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    proc = subprocess.run([dragon, str(HERE / "dragon_contract.py"), str(out)], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [dragon, str(HERE / "dragon_contract.py"), str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0 and out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["executor"] == "dragon" and res["pid_differs"]
@@ -38,5 +46,5 @@ def test_dragon_executor_outside_the_runtime_says_how_to_start_it():
 
     if "DRAGON_DEFAULT_PD" in os.environ or "DRAGON_INF_PD" in os.environ:
         pytest.fail("this test must run outside the dragon runtime")
-    with pytest.raises(RuntimeError, match="dragon your_script.py"):
+    with pytest.raises(RuntimeError, match=r"dragon your_script\.py"):
         Orchestrator(SystemConfig(ncpus=1), OrchestratorConfig(name="dragon")).start()

@@ -12,7 +12,6 @@ import sys
 import time
 
 import cloudpickle
-import pytest
 
 from simai.orchestrator import (
     ComponentTimeout,
@@ -50,9 +49,14 @@ def fail_once(marker):
 
 
 def spawn_children(client, n, parent):
-    futs = [client.submit(WorkflowComponent(f"child{i}", add, args={"a": i, "b": 100},
-                                            dependencies=[parent, "before"]))
-            for i in range(n)]
+    futs = [
+        client.submit(
+            WorkflowComponent(
+                f"child{i}", add, args={"a": i, "b": 100}, dependencies=[parent, "before"]
+            )
+        )
+        for i in range(n)
+    ]
     return len(futs)
 
 
@@ -66,8 +70,11 @@ def test_static_dag_fan_out_fan_in(orch):
     c.submit(WorkflowComponent("root", add, args={"a": 1, "b": 1}))
     for i in range(4):
         c.submit(WorkflowComponent(f"mid{i}", add, args={"a": i, "b": 0}, dependencies=["root"]))
-    sink = c.submit(WorkflowComponent("sink", add, args={"a": 0, "b": 0},
-                                      dependencies=[f"mid{i}" for i in range(4)]))
+    sink = c.submit(
+        WorkflowComponent(
+            "sink", add, args={"a": 0, "b": 0}, dependencies=[f"mid{i}" for i in range(4)]
+        )
+    )
     report = orch.wait(timeout=60)
     assert report.ok, report.summary()
     assert sink.result() == 0
@@ -82,24 +89,29 @@ def test_chain_runs_in_order(orch):
     c = orch.client
     n = 15
     for i in range(n):
-        c.submit(WorkflowComponent(f"link{i}", add, args={"a": i, "b": 1},
-                                   dependencies=[f"link{i-1}"] if i else []))
+        c.submit(
+            WorkflowComponent(
+                f"link{i}", add, args={"a": i, "b": 1}, dependencies=[f"link{i - 1}"] if i else []
+            )
+        )
     report = orch.wait(timeout=60)
     assert report.ok, report.summary()
     recs = report.records
     for i in range(1, n):
-        assert recs[f"link{i}"].started >= recs[f"link{i-1}"].ended
+        assert recs[f"link{i}"].started >= recs[f"link{i - 1}"].ended
     assert [recs[f"link{i}"].result for i in range(n)] == list(range(1, n + 1))
 
 
 def test_diamond_submitted_in_any_order(orch):
     # submit_many takes components in any order and sorts them itself.
-    futs = orch.client.submit_many([
-        WorkflowComponent("d", add, args={"a": 3, "b": 3}, dependencies=["b", "c"]),
-        WorkflowComponent("b", add, args={"a": 1, "b": 1}, dependencies=["a"]),
-        WorkflowComponent("c", add, args={"a": 2, "b": 2}, dependencies=["a"]),
-        WorkflowComponent("a", add, args={"a": 0, "b": 0}),
-    ])
+    futs = orch.client.submit_many(
+        [
+            WorkflowComponent("d", add, args={"a": 3, "b": 3}, dependencies=["b", "c"]),
+            WorkflowComponent("b", add, args={"a": 1, "b": 1}, dependencies=["a"]),
+            WorkflowComponent("c", add, args={"a": 2, "b": 2}, dependencies=["a"]),
+            WorkflowComponent("a", add, args={"a": 0, "b": 0}),
+        ]
+    )
     assert [f.result(timeout=60) for f in futs] == [6, 2, 4, 0]
     recs = orch.records()
     assert recs["d"].started >= max(recs["b"].ended, recs["c"].ended)
@@ -109,8 +121,9 @@ def test_diamond_submitted_in_any_order(orch):
 def test_dynamic_submission_from_inside_a_task(orch):
     c = orch.client
     c.submit(WorkflowComponent("before", add, args={"a": 0, "b": 0})).result(timeout=60)
-    parent = c.submit(WorkflowComponent("parent", spawn_children,
-                                        args={"client": c, "n": 3, "parent": "parent"}))
+    parent = c.submit(
+        WorkflowComponent("parent", spawn_children, args={"client": c, "n": 3, "parent": "parent"})
+    )
     assert parent.result(timeout=60) == 3
     report = orch.wait(timeout=60)
     assert report.ok, report.summary()
@@ -162,8 +175,9 @@ def test_timeout_fails_component_and_dependents(orch):
 
 
 def test_retries_rerun_a_failed_attempt(orch, tmp_path):
-    fut = orch.client.submit(WorkflowComponent("flaky", fail_once,
-                                               args={"marker": str(tmp_path / "m")}, retries=2))
+    fut = orch.client.submit(
+        WorkflowComponent("flaky", fail_once, args={"marker": str(tmp_path / "m")}, retries=2)
+    )
     assert fut.result(timeout=60) == "second attempt"
     rec = orch.records()["flaky"]
     assert rec.attempts == 2 and rec.status == "succeeded"

@@ -29,8 +29,14 @@ def rank_view(tag):
 
     comm = MPI.COMM_WORLD
     total = comm.allreduce(comm.Get_rank() + 1)  # proves MPI really connects the ranks
-    return {"rank": comm.Get_rank(), "size": comm.Get_size(), "sum": total, "tag": tag,
-            "flag": os.environ.get("SIMAI_TEST_FLAG"), "affinity": sorted(os.sched_getaffinity(0))}
+    return {
+        "rank": comm.Get_rank(),
+        "size": comm.Get_size(),
+        "sum": total,
+        "tag": tag,
+        "flag": os.environ.get("SIMAI_TEST_FLAG"),
+        "affinity": sorted(os.sched_getaffinity(0)),
+    }
 
 
 def rank_fails():
@@ -48,9 +54,17 @@ def orch(have_mpiexec):
 
 
 def test_callable_runs_on_every_rank_with_mpi_and_env(orch):
-    fut = orch.client.submit(WorkflowComponent(
-        "ranks", rank_view, type="remote", nnodes=1, ppn=2, args={"tag": "t"},
-        env_vars={"SIMAI_TEST_FLAG": "from-env_vars"}))
+    fut = orch.client.submit(
+        WorkflowComponent(
+            "ranks",
+            rank_view,
+            type="remote",
+            nnodes=1,
+            ppn=2,
+            args={"tag": "t"},
+            env_vars={"SIMAI_TEST_FLAG": "from-env_vars"},
+        )
+    )
     ranks = fut.result(timeout=120)
     assert [r["rank"] for r in ranks] == [0, 1]
     assert all(r["size"] == 2 and r["sum"] == 3 and r["tag"] == "t" for r in ranks)
@@ -61,24 +75,37 @@ def test_callable_runs_on_every_rank_with_mpi_and_env(orch):
 def test_remote_ranks_are_bound_to_the_allotted_cpus(have_mpiexec):
     cpus = sorted(os.sched_getaffinity(0))[:2]
     with Orchestrator(SystemConfig(cpus=cpus), OrchestratorConfig(name="thread-pool")) as o:
-        fut = o.client.submit(WorkflowComponent("pinned", rank_view, type="remote", ppn=1,
-                                                cpu_affinity=[cpus[1]], args={"tag": "p"}))
+        fut = o.client.submit(
+            WorkflowComponent(
+                "pinned", rank_view, type="remote", ppn=1, cpu_affinity=[cpus[1]], args={"tag": "p"}
+            )
+        )
         (only,) = fut.result(timeout=120)
     assert only["affinity"] == [cpus[1]]
 
 
 def test_command_string_runs_as_is(orch):
-    out = orch.client.submit(WorkflowComponent(
-        "cmd", "sh -c 'echo rank-says $SIMAI_TEST_FLAG'", type="remote", ppn=2,
-        env_vars={"SIMAI_TEST_FLAG": "hi"})).result(timeout=120)
+    out = orch.client.submit(
+        WorkflowComponent(
+            "cmd",
+            "sh -c 'echo rank-says $SIMAI_TEST_FLAG'",
+            type="remote",
+            ppn=2,
+            env_vars={"SIMAI_TEST_FLAG": "hi"},
+        )
+    ).result(timeout=120)
     assert out.split("\n").count("rank-says hi") == 2
 
 
 def test_nonzero_exit_fails_with_stderr_tail_and_fails_dependents(orch):
-    bad = orch.client.submit(WorkflowComponent(
-        "crash", "sh -c 'echo disk quota exceeded >&2; exit 7'", type="remote", ppn=2))
-    after = orch.client.submit(WorkflowComponent("after", rank_view, args={"tag": "x"},
-                                                 dependencies=["crash"]))
+    bad = orch.client.submit(
+        WorkflowComponent(
+            "crash", "sh -c 'echo disk quota exceeded >&2; exit 7'", type="remote", ppn=2
+        )
+    )
+    after = orch.client.submit(
+        WorkflowComponent("after", rank_view, args={"tag": "x"}, dependencies=["crash"])
+    )
     report = orch.wait(timeout=120)
     exc = bad.exception()
     assert isinstance(exc, RemoteLaunchError) and exc.returncode != 0
@@ -88,7 +115,9 @@ def test_nonzero_exit_fails_with_stderr_tail_and_fails_dependents(orch):
 
 
 def test_a_failing_rank_fails_the_component(orch):
-    exc = orch.client.submit(WorkflowComponent("half", rank_fails, type="remote", ppn=2)).exception(120)
+    exc = orch.client.submit(WorkflowComponent("half", rank_fails, type="remote", ppn=2)).exception(
+        120
+    )
     assert isinstance(exc, RemoteLaunchError)
     assert "rank one gave up" in str(exc)
 
@@ -101,8 +130,22 @@ def test_remote_timeout_kills_the_launch(orch):
 
 def test_mpiexec_flags_per_flavour():
     mpich = build_mpiexec_command(["a.out"], 4, 2, ["n1", "n2"], {"K": "v"}, flavor=MpiFlavor.MPICH)
-    assert mpich == ["mpiexec", "-n", "4", "-hosts", "n1,n2", "-ppn", "2", "-genv", "K", "v", "a.out"]
-    ompi = build_mpiexec_command(["a.out"], 4, 2, ["n1", "n2"], {"K": "v"}, flavor=MpiFlavor.OPENMPI)
+    assert mpich == [
+        "mpiexec",
+        "-n",
+        "4",
+        "-hosts",
+        "n1,n2",
+        "-ppn",
+        "2",
+        "-genv",
+        "K",
+        "v",
+        "a.out",
+    ]
+    ompi = build_mpiexec_command(
+        ["a.out"], 4, 2, ["n1", "n2"], {"K": "v"}, flavor=MpiFlavor.OPENMPI
+    )
     assert ompi == ["mpiexec", "-n", "4", "--host", "n1:2,n2:2", "-x", "K=v", "a.out"]
     bound = build_mpiexec_command(["a.out"], 2, 2, [], {}, cpus=[3, 5], flavor=MpiFlavor.MPICH)
     assert bound[-3:] == ["-bind-to", "user:3,5", "a.out"]
@@ -114,7 +157,13 @@ def test_host_lists_from_pbs_and_slurm(tmp_path):
     nodefile = tmp_path / "nodes"
     nodefile.write_text("x1\nx1\nx2\nx2\n")
     assert host_list({"PBS_NODEFILE": str(nodefile)}) == ["x1", "x2"]
-    assert _expand_slurm("nid[001-003,007],login1") == ["nid001", "nid002", "nid003", "nid007", "login1"]
+    assert _expand_slurm("nid[001-003,007],login1") == [
+        "nid001",
+        "nid002",
+        "nid003",
+        "nid007",
+        "login1",
+    ]
     assert host_list({}) == []
 
 

@@ -39,7 +39,9 @@ def seen():
         "affinity": sorted(os.sched_getaffinity(0)),
         "ctx_cpus": list(ctx.cpus) if ctx.cpus else None,
         "ctx_gpus": list(ctx.gpus),
-        "env": {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "ZE_AFFINITY_MASK", "MY_FLAG")},
+        "env": {
+            k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "ZE_AFFINITY_MASK", "MY_FLAG")
+        },
         "ctx_env": dict(ctx.env),
         "pid": os.getpid(),
     }
@@ -55,7 +57,9 @@ def hold(event_path, seconds=10.0):
 
 @pytest.fixture
 def threads():
-    with Orchestrator(SystemConfig(name="t", ncpus=2), OrchestratorConfig(name="thread-pool", max_workers=4)) as o:
+    with Orchestrator(
+        SystemConfig(name="t", ncpus=2), OrchestratorConfig(name="thread-pool", max_workers=4)
+    ) as o:
         yield o
 
 
@@ -68,23 +72,30 @@ def test_original_spellings_and_positional_component():
 
 
 def test_readme_dynamic_example_shape():
-    orch = Orchestrator(SystemConfig(name="local", ncpus=12, ngpus=0),
-                        OchestratorConfig(name="thread-pool", profile=False))
+    orch = Orchestrator(
+        SystemConfig(name="local", ncpus=12, ngpus=0),
+        OchestratorConfig(name="thread-pool", profile=False),
+    )
     client = orch.start()
-    fut = client.submit(WorkflowComponent("sim", executable=add, type="local", args={"a": 2, "b": 3}))
+    fut = client.submit(
+        WorkflowComponent("sim", executable=add, type="local", args={"a": 2, "b": 3})
+    )
     assert fut.result(timeout=30) == 5
     report = orch.wait(timeout=10)
     orch.stop()
     assert report.ok and report.records["sim"].status == "succeeded"
 
 
-@pytest.mark.parametrize("bad, field", [
-    ({"type": "remote-ish"}, "type"),
-    ({"ppn": 0}, "ppn"),
-    ({"timeout": -1}, "timeout"),
-    ({"retries": -2}, "retries"),
-    ({"nnodes": "many"}, "nnodes"),
-])
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        ({"type": "remote-ish"}, "type"),
+        ({"ppn": 0}, "ppn"),
+        ({"timeout": -1}, "timeout"),
+        ({"retries": -2}, "retries"),
+        ({"nnodes": "many"}, "nnodes"),
+    ],
+)
 def test_bad_component_fields_are_named(bad, field):
     with pytest.raises(ValidationError, match=field):
         WorkflowComponent("x", add, **bad)
@@ -96,8 +107,19 @@ def test_bad_configs_are_named():
     with pytest.raises(ValidationError, match="max_workers"):
         OrchestratorConfig(max_workers=0)
     with pytest.raises(ValidationError, match="no_such_option"):
-        Orchestrator(SystemConfig(), OrchestratorConfig(name="thread-pool",
-                                                        options={"no_such_option": 1})).start()
+        Orchestrator(
+            SystemConfig(), OrchestratorConfig(name="thread-pool", options={"no_such_option": 1})
+        ).start()
+
+
+def test_executor_options_as_keywords_are_checked_by_the_executor():
+    cfg = OrchestratorConfig(name="dask", threads_per_worker=2, processes=False)
+    assert cfg.options == {"threads_per_worker": 2, "processes": False}
+    assert cfg.executor_config().threads_per_worker == 2  # nothing started
+    with pytest.raises(ValidationError, match="thread_per_worker"):
+        OrchestratorConfig(name="dask", thread_per_worker=2)
+    with pytest.raises(ValidationError, match="start_method"):
+        OrchestratorConfig(name="process-pool", start_method="teleport")
 
 
 def test_unknown_executor_lists_close_matches():
@@ -118,18 +140,21 @@ def test_builtin_executors_are_registered_as_entry_points():
 def test_unknown_dependency_is_an_error_at_submit(threads):
     threads.client.submit(WorkflowComponent("simulation", add, args={"a": 1, "b": 1}))
     with pytest.raises(ValueError, match="did you mean 'simulation'"):
-        threads.client.submit(WorkflowComponent("train", add, args={"a": 1, "b": 1},
-                                                dependencies=["simulaton"]))
+        threads.client.submit(
+            WorkflowComponent("train", add, args={"a": 1, "b": 1}, dependencies=["simulaton"])
+        )
     assert "train" not in threads.records()
 
 
 def test_cycles_are_rejected(threads):
     with pytest.raises(ValueError, match="cycle"):
-        threads.client.submit_many([
-            WorkflowComponent("a", add, args={"a": 1, "b": 1}, dependencies=["c"]),
-            WorkflowComponent("b", add, args={"a": 1, "b": 1}, dependencies=["a"]),
-            WorkflowComponent("c", add, args={"a": 1, "b": 1}, dependencies=["b"]),
-        ])
+        threads.client.submit_many(
+            [
+                WorkflowComponent("a", add, args={"a": 1, "b": 1}, dependencies=["c"]),
+                WorkflowComponent("b", add, args={"a": 1, "b": 1}, dependencies=["a"]),
+                WorkflowComponent("c", add, args={"a": 1, "b": 1}, dependencies=["b"]),
+            ]
+        )
     assert threads.records() == {}
     with pytest.raises(ValidationError, match="itself"):
         WorkflowComponent("a", add, dependencies=["a"])
@@ -222,7 +247,9 @@ def test_local_command_string(threads, tmp_path):
 # -- resources -------------------------------------------------------------------------
 def test_component_waits_until_its_cpus_are_free(tmp_path):
     # Two CPUs: 'wide' needs both, so it cannot overlap 'narrow'.
-    with Orchestrator(SystemConfig(ncpus=2), OrchestratorConfig(name="thread-pool", max_workers=4)) as o:
+    with Orchestrator(
+        SystemConfig(ncpus=2), OrchestratorConfig(name="thread-pool", max_workers=4)
+    ) as o:
         gate = tmp_path / "go"
         c = o.client
         c.submit(WorkflowComponent("narrow", hold, args={"event_path": str(gate)}))
@@ -241,7 +268,9 @@ def test_component_waits_until_its_cpus_are_free(tmp_path):
 @pytest.mark.parametrize("executor", ["thread-pool", "process-pool"])
 def test_cpu_pinning_is_what_was_allotted(executor):
     cpus = sorted(os.sched_getaffinity(0))[:2]
-    with Orchestrator(SystemConfig(cpus=cpus), OrchestratorConfig(name=executor, max_workers=2)) as o:
+    with Orchestrator(
+        SystemConfig(cpus=cpus), OrchestratorConfig(name=executor, max_workers=2)
+    ) as o:
         a = o.client.submit(WorkflowComponent("a", seen, cpu_affinity=[cpus[1]]))
         b = o.client.submit(WorkflowComponent("b", seen, dependencies=["a"]))
         sa, sb = a.result(timeout=60), b.result(timeout=60)
@@ -254,8 +283,9 @@ def test_gpu_visibility_variables_declared_ids_fake_gpus():
     # No GPU here: the ids are declared, and we check the variables a process component sees.
     system = SystemConfig(ncpus=2, gpus=["0", "1", "2"], gpu_visibility_var="ZE_AFFINITY_MASK")
     with Orchestrator(system, OrchestratorConfig(name="process-pool", max_workers=2)) as o:
-        f = o.client.submit(WorkflowComponent("g", seen, num_gpus_per_process=2,
-                                              env_vars={"MY_FLAG": "on"}))
+        f = o.client.submit(
+            WorkflowComponent("g", seen, num_gpus_per_process=2, env_vars={"MY_FLAG": "on"})
+        )
         h = o.client.submit(WorkflowComponent("h", seen, gpu_affinity=[2], dependencies=["g"]))
         g_seen, h_seen = f.result(timeout=60), h.result(timeout=60)
     assert g_seen["env"]["ZE_AFFINITY_MASK"] == "0,1" and g_seen["ctx_gpus"] == ["0", "1"]
@@ -284,15 +314,22 @@ def test_component_span_is_emitted(monkeypatch):
     # The global provider can be set once per process (and belongs to simai-profiling);
     # the library looks the provider up at call time, so a patched lookup sees every span.
     monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
-    with tracer.start_as_current_span("workflow"), Orchestrator(
-            SystemConfig(ncpus=1), OrchestratorConfig(name="thread-pool", profile=True)) as o:
+    with (
+        tracer.start_as_current_span("workflow"),
+        Orchestrator(
+            SystemConfig(ncpus=1), OrchestratorConfig(name="thread-pool", profile=True)
+        ) as o,
+    ):
         o.client.submit(WorkflowComponent("spanned", add, args={"a": 1, "b": 1}))
         o.client.submit(WorkflowComponent("failing", add, args={"a": 1}))
-    spans = {s.attributes.get("simai.component"): s for s in exporter.get_finished_spans()
-             if s.name == "orchestrator.component"}
+    spans = {
+        s.attributes.get("simai.component"): s
+        for s in exporter.get_finished_spans()
+        if s.name == "orchestrator.component"
+    }
     assert spans["spanned"].attributes["simai.status"] == "succeeded"
     assert spans["spanned"].attributes["simai.executor"] == "thread-pool"
     assert spans["failing"].attributes["simai.status"] == "failed"
     assert [e.name for e in spans["spanned"].events] == ["submitted", "ready", "started", "done"]
-    wf = [s for s in exporter.get_finished_spans() if s.name == "workflow"][0]
+    wf = next(s for s in exporter.get_finished_spans() if s.name == "workflow")
     assert spans["spanned"].context.trace_id == wf.context.trace_id

@@ -73,7 +73,9 @@ def test_killed_worker_fails_component_and_dependents(orch):
 @pytest.mark.parametrize("engine", KILLABLE, indirect=True)
 def test_killed_worker_is_retried(orch, tmp_path):
     c = orch.client
-    fut = c.submit(WorkflowComponent("phoenix", die, args={"marker": str(tmp_path / "m")}, retries=1))
+    fut = c.submit(
+        WorkflowComponent("phoenix", die, args={"marker": str(tmp_path / "m")}, retries=1)
+    )
     after = c.submit(WorkflowComponent("after", noop, args={"i": 1}, dependencies=["phoenix"]))
     assert fut.result(timeout=120) == "survived"
     assert after.result(timeout=120) == 1
@@ -85,7 +87,11 @@ def test_every_kind_of_failure_is_named_in_the_report(have_mpiexec):
     with Orchestrator(SystemConfig(ncpus=2), OrchestratorConfig(name="thread-pool")) as o:
         c = o.client
         c.submit(WorkflowComponent("raises", boom))
-        c.submit(WorkflowComponent("mpi-exit", "sh -c 'echo rank failed >&2; exit 9'", type="remote", ppn=2))
+        c.submit(
+            WorkflowComponent(
+                "mpi-exit", "sh -c 'echo rank failed >&2; exit 9'", type="remote", ppn=2
+            )
+        )
         c.submit(WorkflowComponent("too-slow", "sleep 20", type="remote", ppn=1, timeout=0.5))
         c.submit(WorkflowComponent("downstream", noop, dependencies=["raises", "mpi-exit"]))
     report = o.wait()
@@ -111,8 +117,13 @@ def test_ten_thousand_dynamic_tasks_with_bounded_scheduler_memory(executor):
         tracemalloc.start()
         base, _ = tracemalloc.get_traced_memory()
         for p in range(n_parents):
-            c.submit(WorkflowComponent(f"parent{p}", fan_out,
-                                       args={"client": c, "start": p * per_parent, "n": per_parent}))
+            c.submit(
+                WorkflowComponent(
+                    f"parent{p}",
+                    fan_out,
+                    args={"client": c, "start": p * per_parent, "n": per_parent},
+                )
+            )
         report = o.wait(timeout=600)
         gc.collect()
         grown, _ = tracemalloc.get_traced_memory()

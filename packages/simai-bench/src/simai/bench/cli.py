@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ def _default_run_dir(name: str) -> Path:
 
 @main.command()
 @click.argument("workflow_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--backend", metavar="TYPE",
               help=f"Staging server type, overriding the file's ({' | '.join(_SERVER_TYPES)}).")
 @click.option("--executor", metavar="NAME", help="Executor, overriding the file's (thread-pool, process-pool, dask, ray, ...).")
@@ -66,16 +68,22 @@ def _default_run_dir(name: str) -> Path:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds before unfinished components are failed.")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="Override a field of the workflow file, e.g. --set components.0.args.nsteps=50 (YAML value).")
-def run(workflow_file: Path, backend: str | None, executor: str | None, out: Path | None,
-        timeout: float | None, overrides: tuple[str, ...]) -> None:
-    """Run a workflow file (.yaml, .yml, .json or a .py script)."""
+def run(workflow_file: Path, script_args: tuple[str, ...], backend: str | None, executor: str | None,
+        out: Path | None, timeout: float | None, overrides: tuple[str, ...]) -> None:
+    """Run a workflow file (.yaml, .yml, .json or a .py script).
+
+    Arguments after ``--`` go to a .py script as its command line:
+    ``simai run flow.py --out runs/x -- --nsteps 10``.
+    """
     if not workflow_file.exists():
         _fail(f"no such workflow file: {workflow_file}")
     suffix = workflow_file.suffix.lower()
     if suffix == ".py":
         if overrides:
             _fail("--set applies to YAML/JSON workflow files, not to Python scripts")
-        sys.exit(_run_script(workflow_file, backend, executor, out, timeout))
+        sys.exit(_run_script(workflow_file, backend, executor, out, timeout, script_args))
+    if script_args:
+        _fail(f"unexpected arguments {' '.join(script_args)!r}: only a .py workflow takes arguments (after --)")
     if suffix not in (".yaml", ".yml", ".json"):
         _fail(f"{workflow_file}: a workflow is a .yaml, .yml, .json or .py file")
     sys.exit(_run_spec_file(workflow_file, backend, executor, out, timeout, overrides))
@@ -163,7 +171,7 @@ def _run_spec_file(path: Path, backend: str | None, executor: str | None, out: P
 
 
 def _run_script(path: Path, backend: str | None, executor: str | None, out: Path | None,
-                timeout: float | None) -> int:
+                timeout: float | None, script_args: tuple[str, ...] = ()) -> int:
     import runpy
 
     from simai.bench import workflow as wf
@@ -174,7 +182,7 @@ def _run_script(path: Path, backend: str | None, executor: str | None, out: Path
     wf._set_session(session)
     script_error = None
     try:
-        sys.argv = [str(path)]
+        sys.argv = [str(path), *script_args]
         sys.path.insert(0, str(path.resolve().parent))
         globs = runpy.run_path(str(path), run_name="__main__")
         if not session.results:
@@ -234,7 +242,9 @@ class _CliSession:
         if self.single:
             return self.run_dir
         n = len(self.results)
-        return self.run_dir / (workflow.name if n == 0 else f"{workflow.name}-{n + 1}")
+        # A workflow name is text, not a path: keep the run directory inside --out.
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(workflow.name)).lstrip(".") or "workflow"
+        return self.run_dir / (safe if n == 0 else f"{safe}-{n + 1}")
 
     def launch(self, workflow: Any, timeout: float | None = None, run_dir: Any = None,
                profile: bool = True) -> Any:

@@ -257,14 +257,14 @@ class Workflow:
         from simai.orchestrator import Orchestrator
 
         run_dir = Path(run_dir) if run_dir else self.run_dir
-        components = _topological(list(self._components.values()))
         t0 = time.time()
-        live = _LiveRun([c.name for c in components], self.orchestrator_config.name)
+        live = _LiveRun(list(self._components), self.orchestrator_config.name)
         self._live = live
         error: str | None = None
         files: dict[str, Path] = {}
         prof = _profiling.open_run(run_dir, self.name, self.orchestrator_config.name)
         try:
+            components = _topological(list(self._components.values()))
             with prof:
                 server = orch = None
                 try:

@@ -7,9 +7,10 @@ Here a step is paced in three phases, all against one absolute deadline:
 1. *Full calls* while the remaining time still holds a whole call, judged from a
    high quantile of the recent calls' costs (``CostEstimator``), so that a call is
    only started when it is expected to finish before the deadline.
-2. *Tail calls*: a cheaper variant of the work (a smaller problem size, a smaller
-   batch), paced the same way, so the device keeps working through most of the
-   remainder instead of idling.
+2. *Tail calls* (optional): a cheaper variant of the work (a smaller problem size, a
+   smaller batch), paced the same way, so the device keeps working through most of
+   the remainder. Each is one more chance to be stalled by a loaded machine, so the
+   components leave this off by default.
 3. *Finish*: wait for the deadline itself. The default sleeps until ``SPIN_S``
    (300 us) before it and spins on ``perf_counter`` for the rest. On a loaded
    machine this is far more precise than spinning all the way: the kernel's

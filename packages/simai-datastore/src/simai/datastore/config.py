@@ -34,6 +34,10 @@ class _DirConfig(ServerConfig):
     nshards: int = Field(64, ge=1, le=4096, description="sub-directories keys are spread over")
     fsync: bool = Field(False, description="fsync each value (and its directory) before publishing")
     mmap_reads: bool = Field(False, description="map published files instead of reading them")
+    recycle: bool = Field(
+        False,
+        description="reuse the files of replaced/deleted large values (when nobody maps them)",
+    )
 
     @field_validator("server_address")
     @classmethod
@@ -57,6 +61,7 @@ class NodeLocalConfig(_DirConfig):
     type: Literal["node-local"] = "node-local"
     nshards: int = Field(16, ge=1, le=4096)
     mmap_reads: bool = True
+    recycle: bool = True
 
 
 class DaosConfig(_DirConfig):

@@ -111,6 +111,15 @@ class ServerManager:
         restart()
         return self.get_server_info()
 
+    def kill_server(self) -> None:
+        """Kill the server abruptly (SIGKILL), to test how a workflow copes; see restart_server()."""
+        if self._server is None:
+            raise RuntimeError(f"server {self.name!r} is not started")
+        kill = getattr(self._server, "kill", None)
+        if kill is None:
+            raise NotImplementedError(f"{self.type} servers cannot be killed by ServerManager")
+        kill()
+
     def pids(self) -> list[int]:
         pids = getattr(self._server, "pids", None)
         return pids() if pids else []

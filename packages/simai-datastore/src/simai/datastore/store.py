@@ -58,7 +58,7 @@ def _with_port(host: str) -> str:
 
 
 def _poll(fetch, timeout: float):
-    """Call ``fetch()`` until it returns non-None, backing off 50 µs -> 5 ms."""
+    """Call ``fetch()`` until it returns non-None, backing off 50 µs -> 2 ms."""
     got = fetch()
     if got is not None or timeout <= 0:
         return got
@@ -69,7 +69,7 @@ def _poll(fetch, timeout: float):
         if left <= 0:
             return None
         time.sleep(min(delay, left))
-        delay = min(delay * 1.6, 5e-3)
+        delay = min(delay * 1.6, 2e-3)
         got = fetch()
         if got is not None:
             return got

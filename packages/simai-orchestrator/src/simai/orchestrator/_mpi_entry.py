@@ -12,7 +12,8 @@ def main(payload: str) -> int:
         from mpi4py import MPI
     except ImportError:
         sys.stderr.write(
-            "mpi4py is required for callable remote components: pip install 'simai-orchestrator[mpi]'\n")
+            "mpi4py is required for callable remote components: pip install 'simai-orchestrator[mpi]'\n"
+        )
         return 3
     rank = MPI.COMM_WORLD.Get_rank()
     with open(payload, "rb") as f:  # written by the launching worker into its private dir

@@ -13,9 +13,9 @@ import os
 import secrets
 import threading
 from concurrent.futures import Future
+from typing import Any
 
 from simai.orchestrator._channel import ChannelListener, connect
-from typing import Any
 
 __all__ = ["ClientServer", "RemoteClient"]
 
@@ -45,7 +45,9 @@ class ClientServer:
         self.address = self._listener.address
         self._conns: list = []
         self._closed = False
-        self._thread = threading.Thread(target=self._accept, name="simai-client-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._accept, name="simai-client-server", daemon=True
+        )
         self._thread.start()
         _LIVE[self.key] = client
 
@@ -65,8 +67,9 @@ class ClientServer:
                     return
                 continue
             self._conns.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True,
-                             name="simai-client-conn").start()
+            threading.Thread(
+                target=self._serve, args=(conn,), daemon=True, name="simai-client-conn"
+            ).start()
 
     def _serve(self, conn) -> None:
         send_lock = threading.Lock()
@@ -75,7 +78,9 @@ class ClientServer:
             try:
                 data = _dumps(msg)
             except Exception as exc:  # an unpicklable result: report it instead
-                data = _dumps((msg[0], msg[1], False, RuntimeError(f"result not picklable: {exc!r}")))
+                data = _dumps(
+                    (msg[0], msg[1], False, RuntimeError(f"result not picklable: {exc!r}"))
+                )
             with send_lock:
                 try:
                     conn.send_bytes(data)
@@ -159,7 +164,11 @@ class RemoteClient:
                 kind, req, ok, value = _loads(self._conn.recv_bytes())
             except (EOFError, OSError):
                 break
-            fut = self._pending.pop(req, None) if kind == "done" else self._pending.pop(("ack", req), None)
+            fut = (
+                self._pending.pop(req, None)
+                if kind == "done"
+                else self._pending.pop(("ack", req), None)
+            )
             if fut is None:
                 continue
             if ok:

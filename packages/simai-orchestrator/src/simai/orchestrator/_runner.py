@@ -7,17 +7,20 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["TaskContext", "TaskSpec", "current_task", "run_task"]
 
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
-    "simai_orchestrator_task", default=None)
+    "simai_orchestrator_task", default=None
+)
 _env_lock = threading.Lock()
+# The affinity each worker thread has now, so a thread that keeps getting the same CPU
+# slot (the common case) makes no system call per component.
+_affinity = threading.local()
 
 
-@dataclass(frozen=True)
-class TaskContext:
+class TaskContext(NamedTuple):
     """What a running component was given: its name, attempt, pinned CPUs, GPUs and env."""
 
     name: str
@@ -57,8 +60,9 @@ class TaskSpec:
 def run_task(spec: TaskSpec) -> tuple:
     """Run one attempt; return ("simai-outcome", result, start, end, pid)."""
     start = time.time()
-    token = _current.set(TaskContext(spec.name, spec.attempt, spec.pin, spec.gpus, spec.env,
-                                     spec.executor))
+    token = _current.set(
+        TaskContext(spec.name, spec.attempt, spec.pin, spec.gpus, spec.env, spec.executor)
+    )
     try:
         tracer = _tracer()
         result = _execute(spec) if tracer is None else _traced(tracer, spec)
@@ -83,10 +87,19 @@ def _traced(tracer, spec: TaskSpec) -> Any:
         from opentelemetry import propagate
 
         parent = propagate.extract(spec.trace_carrier)
-    attrs = {"simai.component": spec.name, "simai.executor": spec.executor,
-             "simai.attempt": spec.attempt, "simai.type": spec.kind}
-    with tracer.start_as_current_span("orchestrator.component", context=parent, attributes=attrs,
-                                      record_exception=False, set_status_on_exception=True) as span:
+    attrs = {
+        "simai.component": spec.name,
+        "simai.executor": spec.executor,
+        "simai.attempt": spec.attempt,
+        "simai.type": spec.kind,
+    }
+    with tracer.start_as_current_span(
+        "orchestrator.component",
+        context=parent,
+        attributes=attrs,
+        record_exception=False,
+        set_status_on_exception=True,
+    ) as span:
         # Scheduling history, stamped with the scheduler's times (same clock on one node).
         if spec.submitted:
             span.add_event("submitted", timestamp=int(spec.submitted * 1e9))
@@ -108,8 +121,17 @@ def _execute(spec: TaskSpec) -> Any:
     if spec.kind == "remote":
         from simai.orchestrator.mpi import run_remote
 
-        return run_remote(spec.name, spec.executable, spec.args, spec.nprocs, spec.ppn,
-                          spec.env, spec.hosts, spec.pin, spec.timeout)
+        return run_remote(
+            spec.name,
+            spec.executable,
+            spec.args,
+            spec.nprocs,
+            spec.ppn,
+            spec.env,
+            spec.hosts,
+            spec.pin,
+            spec.timeout,
+        )
     if os.getpid() == spec.scheduler_pid:
         return _run_in_thread(spec)
     return _run_in_process(spec)
@@ -143,14 +165,16 @@ def _run_in_process(spec: TaskSpec) -> Any:
 
 
 def _pinned(pin, fn, args):
-    if not pin or not hasattr(os, "sched_setaffinity"):
+    if not hasattr(os, "sched_setaffinity"):
         return fn(**args)
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, pin)
-    try:
-        return fn(**args)
-    finally:
-        os.sched_setaffinity(0, before)
+    current = getattr(_affinity, "cpus", None)
+    if current is None:
+        current = _affinity.cpus = _affinity.unpinned = frozenset(os.sched_getaffinity(0))
+    want = frozenset(pin) if pin else _affinity.unpinned
+    if want != current:
+        os.sched_setaffinity(0, want)
+        _affinity.cpus = want
+    return fn(**args)
 
 
 def _run_command(spec: TaskSpec) -> str:
@@ -168,15 +192,24 @@ def _run_command(spec: TaskSpec) -> str:
             os.sched_setaffinity(0, pin)
 
     try:
-        out = subprocess.run(shlex.split(spec.executable), capture_output=True, env=env,
-                             timeout=spec.timeout, preexec_fn=preexec if pin else None,
-                             stdin=subprocess.DEVNULL)
+        out = subprocess.run(
+            shlex.split(spec.executable),
+            capture_output=True,
+            env=env,
+            timeout=spec.timeout,
+            preexec_fn=preexec if pin else None,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         raise ComponentTimeout(
-            f"component {spec.name!r} exceeded its timeout of {spec.timeout}s", spec.name) from None
+            f"component {spec.name!r} exceeded its timeout of {spec.timeout}s", spec.name
+        ) from None
     if out.returncode != 0:
         tail = out.stderr[-4000:].decode(errors="replace")
         raise RemoteLaunchError(
             f"component {spec.name!r}: command exited with code {out.returncode}; stderr tail:\n{tail}",
-            spec.name, out.returncode, tail)
+            spec.name,
+            out.returncode,
+            tail,
+        )
     return out.stdout.decode(errors="replace")

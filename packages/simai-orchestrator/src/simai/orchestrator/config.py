@@ -80,7 +80,10 @@ class SystemConfig(BaseModel):
         else:
             self.ngpus = self.ngpus or 0
             self.gpus = [str(i) for i in range(self.ngpus)]
-        if self.gpu_visibility_var is not None and self.gpu_visibility_var not in GPU_VISIBILITY_VARS:
+        if (
+            self.gpu_visibility_var is not None
+            and self.gpu_visibility_var not in GPU_VISIBILITY_VARS
+        ):
             raise ValueError(f"gpu_visibility_var must be one of {GPU_VISIBILITY_VARS}")
         return self
 
@@ -88,12 +91,14 @@ class SystemConfig(BaseModel):
 class OrchestratorConfig(BaseModel):
     """Which executor runs the components, and its options.
 
-    ``options`` go to the executor's own pydantic config (see ``executor_config_class``),
-    so a wrong option is reported with its field name. ``max_workers`` and ``address``
-    are shorthands for the options most executors share.
+    Executor options may be given as keywords (``OrchestratorConfig(name="dask",
+    threads_per_worker=2)``) or in ``options``; they are checked against the executor's
+    own pydantic config (see ``executor_config_class``) when this config is built, so a
+    wrong option is reported with its field name and an unknown executor with close
+    matches. ``max_workers`` and ``address`` are shorthands most executors share.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")
 
     name: str = "thread-pool"
     profile: bool = False
@@ -104,6 +109,25 @@ class OrchestratorConfig(BaseModel):
         default="127.0.0.1",
         description="address the client proxy listens on for submissions from worker processes",
     )
+
+
+    @model_validator(mode="after")
+    def _executor_options(self) -> OrchestratorConfig:
+        extra = dict(self.__pydantic_extra__ or {})
+        if extra:
+            self.options = {**self.options, **extra}
+            self.__pydantic_extra__.clear()
+        self.executor_config()  # validate now: names the executor's field, or close matches
+        return self
+
+    def executor_config(self) -> Any:
+        """The executor's own config model built from these settings (starts nothing)."""
+        from simai.orchestrator.registry import make_executor_config
+
+        options = dict(self.options)
+        options.setdefault("max_workers", self.max_workers)
+        options.setdefault("address", self.address)
+        return make_executor_config(self.name, **options)
 
 
 OchestratorConfig = OrchestratorConfig  # the original's spelling

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import deque
-from concurrent.futures import CancelledError, Executor, Future
+from concurrent.futures import Executor, Future
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -33,7 +33,12 @@ from simai.orchestrator.resources import Allotment, ResourcePool
 __all__ = ["ComponentRecord", "RunReport", "Scheduler"]
 
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
-    "pending", "running", "succeeded", "failed", "cancelled")
+    "pending",
+    "running",
+    "succeeded",
+    "failed",
+    "cancelled",
+)
 _FINISHED = frozenset((SUCCEEDED, FAILED, CANCELLED))
 
 
@@ -132,8 +137,14 @@ class _Node:
 class Scheduler:
     """Dependency tracking, resource gating, retries and timeouts over one Executor."""
 
-    def __init__(self, executor: Executor, executor_name: str, system: SystemConfig,
-                 profile: bool = False, cancel_running=None):
+    def __init__(
+        self,
+        executor: Executor,
+        executor_name: str,
+        system: SystemConfig,
+        profile: bool = False,
+        cancel_running=None,
+    ):
         self.executor = executor
         self.executor_name = executor_name
         self.system = system
@@ -166,8 +177,13 @@ class Scheduler:
                 raise RuntimeError("the orchestrator is stopped; start a new one to submit")
             self._check_known(comps)
             for comp in order:
-                rec = ComponentRecord(comp.name, submitted=now, executor=self.executor_name,
-                                      type=comp.type, dependencies=tuple(comp.dependencies))
+                rec = ComponentRecord(
+                    comp.name,
+                    submitted=now,
+                    executor=self.executor_name,
+                    type=comp.type,
+                    dependencies=tuple(comp.dependencies),
+                )
                 node = _Node(comp, rec)
                 failed_dep = None
                 for dep in comp.dependencies:
@@ -234,7 +250,8 @@ class Scheduler:
                     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
                     raise ValueError(
                         f"component {c.name!r} depends on unknown component {dep!r}{hint} "
-                        "(submit dependencies first, or together with submit_many)")
+                        "(submit dependencies first, or together with submit_many)"
+                    )
 
     def _local_slots(self, comp: WorkflowComponent) -> bool:
         # Multi-node launches are placed by mpiexec on the job's hosts, not on this node.
@@ -297,10 +314,25 @@ class Scheduler:
 
             propagate.inject(carrier)
         hosts = tuple(comp.nodes or ()) or (self._hosts[: comp.nnodes] if comp.nnodes > 1 else ())
-        spec = TaskSpec(comp.name, comp.executable, comp.type, comp.args, env, allot.pin,
-                        allot.gpus, comp.timeout, self.executor_name, self._pid, attempt,
-                        comp.nprocs, comp.ppn, hosts, carrier, node.record.submitted,
-                        node.record.ready or 0.0)
+        spec = TaskSpec(
+            comp.name,
+            comp.executable,
+            comp.type,
+            comp.args,
+            env,
+            allot.pin,
+            allot.gpus,
+            comp.timeout,
+            self.executor_name,
+            self._pid,
+            attempt,
+            comp.nprocs,
+            comp.ppn,
+            hosts,
+            carrier,
+            node.record.submitted,
+            node.record.ready or 0.0,
+        )
         try:
             inner = self.executor.submit(run_task, spec)
         except BaseException as exc:
@@ -312,28 +344,32 @@ class Scheduler:
             # scheduler's deadline is the backstop for that one.
             grace = 5.0 if comp.type == "remote" else 0.0
             self._deadlines.add(time.monotonic() + comp.timeout + grace, node, attempt)
-        inner.add_done_callback(lambda f, node=node, attempt=attempt: self._on_done(node, attempt, f))
+        inner.add_done_callback(
+            lambda f, node=node, attempt=attempt: self._on_done(node, attempt, f)
+        )
 
     # -- completion -------------------------------------------------------------------
     def _on_done(self, node: _Node, attempt: int, inner: Future) -> None:
         try:
             self._settle(node, attempt, inner)
         except BaseException as exc:  # a bug here must fail the component, never hang it
-            self._finish(node, FAILED, error=RuntimeError(
-                f"simai.orchestrator internal error while settling {node.record.name!r}: {exc!r}"))
+            self._finish(
+                node,
+                FAILED,
+                error=RuntimeError(
+                    f"simai.orchestrator internal error while settling {node.record.name!r}: {exc!r}"
+                ),
+            )
             raise
 
     def _settle(self, node: _Node, attempt: int, inner: Future) -> None:
         if node.attempt != attempt or node.record.status != RUNNING:
             return  # a timed-out or superseded attempt finishing late
         try:
-            exc = inner.exception()
-        except CancelledError as c:
-            exc = c
-        if exc is not None:
+            out = inner.result()
+        except BaseException as exc:  # the attempt failed (or was cancelled)
             self._attempt_failed(node, attempt, exc)
             return
-        out = inner.result()
         if isinstance(out, tuple) and len(out) == 5 and out[0] == "simai-outcome":
             _, value, started, ended, _pid = out
         else:  # an executor that wraps results itself
@@ -342,16 +378,22 @@ class Scheduler:
         if rd is not None and rd != 1:
             got = len(value) if isinstance(value, (tuple, list)) else 1
             if got != rd:
-                err = ComponentError(f"component {node.comp.name!r} returned {got} values; "
-                                     f"return_dim={rd}", node.comp.name)
+                err = ComponentError(
+                    f"component {node.comp.name!r} returned {got} values; return_dim={rd}",
+                    node.comp.name,
+                )
                 self._finish(node, FAILED, error=err, attempt=attempt)
                 return
         self._finish(node, SUCCEEDED, result=value, started=started, ended=ended, attempt=attempt)
 
     def _attempt_failed(self, node: _Node, attempt: int, exc: BaseException) -> None:
         with self._lock:
-            retry = (node.attempt == attempt and node.record.status == RUNNING
-                     and attempt <= node.comp.retries and not self._stopped)
+            retry = (
+                node.attempt == attempt
+                and node.record.status == RUNNING
+                and attempt <= node.comp.retries
+                and not self._stopped
+            )
         if retry:
             if self.profile:
                 self._event("retry", node, error=repr(exc))
@@ -365,7 +407,8 @@ class Scheduler:
                 return
             name, timeout, inner = node.comp.name, node.comp.timeout, node.inner
         exc = ComponentTimeout(
-            f"component {name!r} exceeded its timeout of {timeout}s (attempt {attempt})", name)
+            f"component {name!r} exceeded its timeout of {timeout}s (attempt {attempt})", name
+        )
         # Settle (or retry) first, so the late callback of the cancelled attempt is ignored.
         self._attempt_failed(node, attempt, exc)
         if inner is not None:
@@ -376,8 +419,17 @@ class Scheduler:
             except Exception:
                 pass
 
-    def _finish(self, node: _Node, status: str, *, result: Any = None, error: BaseException | None = None,
-                started: float | None = None, ended: float | None = None, attempt: int | None = None) -> None:
+    def _finish(
+        self,
+        node: _Node,
+        status: str,
+        *,
+        result: Any = None,
+        error: BaseException | None = None,
+        started: float | None = None,
+        ended: float | None = None,
+        attempt: int | None = None,
+    ) -> None:
         """Settle ``node`` and, iteratively, everything that depended on it."""
         work = [(node, status, result, error, started, ended, attempt)]
         while work:
@@ -413,8 +465,17 @@ class Scheduler:
                         if dep.waiting == 0:
                             ready.append(dep)
                     else:
-                        work.append((dep, FAILED, None, self._dep_error(dep.record.name, rec),
-                                     None, None, None))
+                        work.append(
+                            (
+                                dep,
+                                FAILED,
+                                None,
+                                self._dep_error(dep.record.name, rec),
+                                None,
+                                None,
+                                None,
+                            )
+                        )
                 fut, node.comp, node.inner = node.future, None, None
                 for r in ready:
                     attempt_r = self._ready_locked(r, now)
@@ -496,9 +557,14 @@ class Scheduler:
             self._resource_queue.clear()
         if cancel:
             for node in waiting:
-                self._finish(node, CANCELLED, error=OrchestratorStopped(
-                    f"component {node.record.name!r} cancelled: the orchestrator stopped",
-                    node.record.name))
+                self._finish(
+                    node,
+                    CANCELLED,
+                    error=OrchestratorStopped(
+                        f"component {node.record.name!r} cancelled: the orchestrator stopped",
+                        node.record.name,
+                    ),
+                )
         self._deadlines.close()
 
     def fail_running(self, why: str) -> None:
@@ -506,15 +572,21 @@ class Scheduler:
         with self._lock:
             running = [n for n in self._live.values() if n.record.status == RUNNING]
         for node in running:
-            self._finish(node, FAILED, error=OrchestratorStopped(
-                f"component {node.record.name!r}: {why}", node.record.name))
+            self._finish(
+                node,
+                FAILED,
+                error=OrchestratorStopped(
+                    f"component {node.record.name!r}: {why}", node.record.name
+                ),
+            )
 
 
 def _tracing() -> bool:
     from opentelemetry import trace
 
-    return not isinstance(trace.get_tracer_provider(),
-                          (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+    return not isinstance(
+        trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+    )
 
 
 class _Deadlines:
@@ -532,7 +604,9 @@ class _Deadlines:
         with self._cond:
             heapq.heappush(self._heap, (when, next(self._seq), node, attempt))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="simai-deadlines", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="simai-deadlines", daemon=True
+                )
                 self._thread.start()
             self._cond.notify()
 

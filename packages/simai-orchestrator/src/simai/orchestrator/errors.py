@@ -25,8 +25,13 @@ class ComponentError(Exception):
 class DependencyFailed(ComponentError):
     """The component never ran because a dependency failed or was cancelled."""
 
-    def __init__(self, message: str, component: str | None = None,
-                 dependency: str | None = None, root_cause: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        component: str | None = None,
+        dependency: str | None = None,
+        root_cause: str | None = None,
+    ):
         super().__init__(message, component)
         self.dependency = dependency
         self.root_cause = root_cause
@@ -42,8 +47,13 @@ class ComponentTimeout(ComponentError, TimeoutError):
 class RemoteLaunchError(ComponentError):
     """An ``mpiexec`` launch exited non-zero; the message ends with the tail of stderr."""
 
-    def __init__(self, message: str, component: str | None = None,
-                 returncode: int | None = None, stderr_tail: str = ""):
+    def __init__(
+        self,
+        message: str,
+        component: str | None = None,
+        returncode: int | None = None,
+        stderr_tail: str = "",
+    ):
         super().__init__(message, component)
         self.returncode = returncode
         self.stderr_tail = stderr_tail

@@ -50,8 +50,12 @@ def host_list(env: dict[str, str] | None = None) -> list[str]:
     nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
     if nodelist:
         if shutil.which("scontrol"):
-            out = subprocess.run(["scontrol", "show", "hostnames", nodelist],
-                                 capture_output=True, text=True, timeout=30)
+            out = subprocess.run(
+                ["scontrol", "show", "hostnames", nodelist],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             if out.returncode == 0:
                 return [h for h in out.stdout.split() if h]
         return _expand_slurm(nodelist)
@@ -158,7 +162,9 @@ def run_remote(
     if shutil.which("mpiexec") is None:
         raise RemoteLaunchError(
             f"component {name!r} is type='remote' but no mpiexec is on PATH "
-            "(install MPI, e.g. pip install 'simai-orchestrator[mpi]' mpich)", name)
+            "(install MPI, e.g. pip install 'simai-orchestrator[mpi]' mpich)",
+            name,
+        )
     # Ranks on other nodes read the payload: SIMAI_ORCHESTRATOR_TMPDIR should then be shared.
     tmp_root = os.environ.get("SIMAI_ORCHESTRATOR_TMPDIR") or None
     with tempfile.TemporaryDirectory(prefix=f"simai-{_safe(name)}-", dir=tmp_root) as tmp:
@@ -173,15 +179,23 @@ def run_remote(
         child_env = {**os.environ, **env}
         out_path, err_path = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=child_env,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=err,
+                env=child_env,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             try:
                 rc = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
                 raise ComponentTimeout(
                     f"component {name!r} exceeded its timeout of {timeout}s under mpiexec; "
-                    f"stderr tail:\n{_tail(err_path)}", name) from None
+                    f"stderr tail:\n{_tail(err_path)}",
+                    name,
+                ) from None
             except BaseException:
                 _kill_group(proc)
                 raise
@@ -189,7 +203,10 @@ def run_remote(
             tail = _tail(err_path)
             raise RemoteLaunchError(
                 f"component {name!r}: mpiexec -n {nprocs} exited with code {rc}; stderr tail:\n{tail}",
-                name, rc, tail)
+                name,
+                rc,
+                tail,
+            )
         if not callable(executable):
             return _tail(out_path, 1 << 20)
         results = []
@@ -198,7 +215,10 @@ def run_remote(
             if not os.path.exists(path):
                 raise RemoteLaunchError(
                     f"component {name!r}: rank {rank} exited 0 without a result; stderr tail:\n"
-                    f"{_tail(err_path)}", name, rc)
+                    f"{_tail(err_path)}",
+                    name,
+                    rc,
+                )
             with open(path, "rb") as f:  # written by our own entry point in our private dir
                 results.append(cloudpickle.load(f))
         return results

@@ -10,7 +10,6 @@ from simai.orchestrator.component import WorkflowComponent
 from simai.orchestrator.config import OrchestratorConfig, SystemConfig
 from simai.orchestrator.dag import ComponentRecord, RunReport, Scheduler
 from simai.orchestrator.protocols import ExecutorConfig
-from simai.orchestrator.registry import make_executor_config
 
 __all__ = ["Orchestrator", "OrchestratorClient", "OrchetratorClient"]
 
@@ -70,8 +69,11 @@ class Orchestrator:
     ``get_executor()`` (a TaPS-style executor config), or a ready `Executor`.
     """
 
-    def __init__(self, system_config: SystemConfig | None = None,
-                 orchestrator_config: OrchestratorConfig | ExecutorConfig | Executor | None = None):
+    def __init__(
+        self,
+        system_config: SystemConfig | None = None,
+        orchestrator_config: OrchestratorConfig | ExecutorConfig | Executor | None = None,
+    ):
         self.system_config = system_config or SystemConfig()
         self.orchestrator_config = orchestrator_config or OrchestratorConfig()
         self._scheduler: Scheduler | None = None
@@ -88,10 +90,7 @@ class Orchestrator:
         cfg = self.orchestrator_config
         profile = False
         if isinstance(cfg, OrchestratorConfig):
-            options = dict(cfg.options)
-            options.setdefault("max_workers", cfg.max_workers)
-            options.setdefault("address", cfg.address)
-            factory = make_executor_config(cfg.name, **options)
+            factory = cfg.executor_config()
             name, profile = cfg.name, cfg.profile
         elif isinstance(cfg, Executor):
             factory, name = None, type(cfg).__name__
@@ -99,8 +98,10 @@ class Orchestrator:
         elif isinstance(cfg, ExecutorConfig):
             factory, name = cfg, getattr(cfg, "name", None) or type(cfg).__name__
         else:
-            raise TypeError("orchestrator_config must be an OrchestratorConfig, an object with "
-                            f"get_executor(), or an Executor; got {type(cfg).__name__}")
+            raise TypeError(
+                "orchestrator_config must be an OrchestratorConfig, an object with "
+                f"get_executor(), or an Executor; got {type(cfg).__name__}"
+            )
         if factory is not None:
             self._executor = factory.get_executor()
         cancel = getattr(self._executor, "cancel_running", None)

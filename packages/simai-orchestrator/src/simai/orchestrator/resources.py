@@ -32,7 +32,15 @@ class ResourcePool:
         self._cpu_ids = list(system.cpus) if system.cpus is not None else None
         self._free_cpus = list(range(self.ncpus))  # slot indices
         self._free_gpus = list(system.gpus or [])
-        self.gpu_var = system.gpu_visibility_var or detect_gpu_visibility_var()
+        self._gpu_order = {g: i for i, g in enumerate(system.gpus or [])}
+        self._gpu_var = system.gpu_visibility_var
+
+    @property
+    def gpu_var(self) -> str:
+        # Detected on first use: it looks for vendor tools on PATH (milliseconds).
+        if self._gpu_var is None:
+            self._gpu_var = detect_gpu_visibility_var()
+        return self._gpu_var
 
     def check(self, comp: WorkflowComponent, local_slots: bool = True) -> None:
         """Raise ValueError at submit time when the request can never be met."""
@@ -55,11 +63,15 @@ class ResourcePool:
                 )
             unknown = sorted(set(comp.cpu_affinity) - set(self._cpu_ids))
             if unknown:
-                raise ValueError(f"component {comp.name!r}: cpu_affinity {unknown} not in SystemConfig.cpus")
+                raise ValueError(
+                    f"component {comp.name!r}: cpu_affinity {unknown} not in SystemConfig.cpus"
+                )
         if comp.gpu_affinity:
             unknown = sorted(set(comp.gpu_affinity) - set(self.system.gpus or []))
             if unknown:
-                raise ValueError(f"component {comp.name!r}: gpu_affinity {unknown} not in SystemConfig.gpus")
+                raise ValueError(
+                    f"component {comp.name!r}: gpu_affinity {unknown} not in SystemConfig.gpus"
+                )
 
     def try_acquire(self, comp: WorkflowComponent, local_slots: bool = True) -> Allotment | None:
         ncpu = comp.cpus_requested if local_slots else 0
@@ -67,25 +79,31 @@ class ResourcePool:
         if ncpu == 0 and ngpu == 0:
             return EMPTY
         if comp.cpu_affinity:
-            wanted = [self._cpu_ids.index(c) for c in comp.cpu_affinity]  # type: ignore[union-attr]
-            if not set(wanted) <= set(self._free_cpus):
+            slots = [self._cpu_ids.index(c) for c in comp.cpu_affinity]  # type: ignore[union-attr]
+            if not set(slots) <= set(self._free_cpus):
                 return None
-            slots = wanted
+        elif ncpu > len(self._free_cpus):
+            return None
         else:
-            if ncpu > len(self._free_cpus):
-                return None
             slots = self._free_cpus[:ncpu]
         if comp.gpu_affinity:
-            if not set(comp.gpu_affinity) <= set(self._free_gpus):
-                return None
             gpus = list(comp.gpu_affinity)
-        else:
-            if ngpu > len(self._free_gpus):
+            if not set(gpus) <= set(self._free_gpus):
                 return None
+        elif ngpu > len(self._free_gpus):
+            return None
+        else:
             gpus = self._free_gpus[:ngpu]
-        taken = set(slots)
-        self._free_cpus = [s for s in self._free_cpus if s not in taken]
-        self._free_gpus = [g for g in self._free_gpus if g not in gpus]
+        # Both fit: take them (free lists stay sorted, lowest ids first).
+        if comp.cpu_affinity:
+            taken = set(slots)
+            self._free_cpus = [s for s in self._free_cpus if s not in taken]
+        else:
+            del self._free_cpus[:ncpu]
+        if comp.gpu_affinity:
+            self._free_gpus = [g for g in self._free_gpus if g not in gpus]
+        else:
+            del self._free_gpus[:ngpu]
         pin = None
         if self._cpu_ids is not None and self.system.pin_cpus and slots:
             pin = tuple(self._cpu_ids[s] for s in slots)
@@ -94,11 +112,12 @@ class ResourcePool:
     def release(self, allot: Allotment) -> None:
         if allot is EMPTY:
             return
-        self._free_cpus.extend(allot.cpu_slots)
-        self._free_cpus.sort()
-        self._free_gpus.extend(allot.gpus)
-        order = {g: i for i, g in enumerate(self.system.gpus or [])}
-        self._free_gpus.sort(key=order.__getitem__)
+        if allot.cpu_slots:
+            self._free_cpus.extend(allot.cpu_slots)
+            self._free_cpus.sort()
+        if allot.gpus:
+            self._free_gpus.extend(allot.gpus)
+            self._free_gpus.sort(key=self._gpu_order.__getitem__)
 
     @property
     def free(self) -> tuple[int, int]:

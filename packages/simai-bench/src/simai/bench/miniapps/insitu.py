@@ -4,9 +4,13 @@ A simulation steps at ~30 ms (a nekRS step, emulated by a 256x256 matmul paced t
 the target) and stages a 319,488-element float32 field every ``write_every`` steps.
 A trainer iterates at ~60 ms and, every ``read_every`` iterations, reads the newest
 field staged. When it has trained ``iterations`` times it stages a kill message,
-which ends the simulation at its next step. With ``wait_for`` the simulation first
-waits for the trainer's ready message (staged once its model is built), so no
+which ends the simulation at its next step. With ``trainer`` the simulation first
+waits for that trainer's ready message (staged once its model is built), so no
 field is produced while torch is still loading.
+
+Neither side waits for a partner that is gone: both stop waiting when the
+orchestrator reports the other component failed (they are given the client), and
+the trainer stages the kill message whatever ends it.
 
 Run it: ``simai run examples/miniapps/insitu.yaml`` (or ``simai demo``); switch the
 data plane with ``--backend redis`` (or ``server.type`` in the YAML).
@@ -49,8 +53,9 @@ def simulation(
     kill_key: str = "kill",
     keep: int = 4,
     seed: int = 0,
-    wait_for: str | None = None,
+    trainer: str | None = None,
     wait_timeout: float = 300.0,
+    client: Any = None,
 ) -> dict[str, Any]:
     """Step until the kill message (or ``max_steps``/``max_seconds``); stage a field every ``write_every`` steps."""
     from simai.components import Simulation
@@ -59,8 +64,8 @@ def simulation(
     sim.add_kernel("nekrs_step", mini_app_kernel="MatMulSimple2D", run_time=step_time,
                    data_size=(matrix, matrix))
     sim.calibrate()
-    if wait_for:
-        sim.stage_read(wait_for, timeout=wait_timeout)
+    if trainer:
+        _await(sim, ready_key(trainer), wait_timeout, client, [trainer], name, also=kill_key)
     written = nbytes = 0
     write_s = 0.0
     clock = Stopwatch()
@@ -96,6 +101,38 @@ def simulation(
     return out
 
 
+def ready_key(trainer: str) -> str:
+    return f"{trainer}.ready"
+
+
+def _failed_peer(client: Any, peers: list[str]) -> str | None:
+    if client is None:
+        return None
+    for peer in peers:
+        try:
+            status = getattr(client.status(peer), "status", None)
+        except Exception:  # unknown name, or a client without status(): rely on the timeout
+            continue
+        if status in ("failed", "cancelled"):
+            return peer
+    return None
+
+
+def _await(store: Any, key: str, timeout: float, client: Any, peers: list[str], me: str,
+           also: str | None = None) -> Any:
+    """Wait for ``key`` to be staged; give up when a peer failed (or ``also`` appears)."""
+    deadline = time.monotonic() + timeout
+    while not store.poll_staged_data(key):
+        if also is not None and store.poll_staged_data(also):
+            raise RuntimeError(f"{me}: {also!r} was staged before {key!r}: its partner ended early (see its error)")
+        if (peer := _failed_peer(client, peers)) is not None:
+            raise RuntimeError(f"{me}: component {peer!r} failed before staging {key!r}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{me}: {key!r} was not staged within {timeout:g} s")
+        time.sleep(0.05)
+    return store.stage_read(key, timeout=timeout)
+
+
 def trainer(
     server_info: dict,
     name: str = "train",
@@ -107,25 +144,28 @@ def trainer(
     kill_key: str = "kill",
     first_field_timeout: float = 60.0,
     sample: int = 256,
+    client: Any = None,
 ) -> dict[str, Any]:
     """Train ``iterations`` times at ``iter_time``; every ``read_every`` iterations read each sim's newest field.
 
     The model is a feed-forward autoencoder over ``sample``-element slices of the
     newest fields: it really trains on the data the simulations staged.
     """
-    from simai.components import AI
+    from simai.datastore import DataStore
 
     sims = list(sims or ["sim"])
-    ai = AI(name=name, server_info=server_info, model_type="feedforward", device="cpu",
-            input_dim=sample, output_dim=sample, seed=0)
-    store = ai.datastore
-    store.stage_write(f"{name}.ready", True)
-    # Training needs data: wait for the first field of every simulation.
-    seen = {s: int(store.stage_read(latest_key(s), timeout=first_field_timeout)) for s in sims}
+    store = DataStore(name, server_info=server_info)
     read = nbytes = 0
     read_s = 0.0
-    clock = Stopwatch()
     try:
+        from simai.components import AI
+
+        ai = AI(name=name, datastore=store, model_type="feedforward", device="cpu",
+                input_dim=sample, output_dim=sample, seed=0)
+        store.stage_write(ready_key(name), True)
+        # Training needs data: wait for the first field of every simulation.
+        seen = {s: int(_await(store, latest_key(s), first_field_timeout, client, [s], name)) for s in sims}
+        clock = Stopwatch()
         for it in range(1, iterations + 1):
             if it % read_every == 0:
                 for s in sims:
@@ -143,7 +183,8 @@ def trainer(
                     ai.set_data(field[:usable].reshape(-1, sample))
             ai.train(run_time=iter_time)
     finally:
-        # End the simulations whatever happened here, so nothing waits forever.
+        # End the simulations whatever happened here (torch missing included), so
+        # nothing waits for a trainer that is gone.
         store.stage_write(kill_key, "kill")
     elapsed = clock.elapsed()
     out: dict[str, Any] = {"iterations": iterations, "arrays_read": read, "MB_read": nbytes / 1e6,

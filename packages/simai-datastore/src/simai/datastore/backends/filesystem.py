@@ -35,6 +35,11 @@ __all__ = ["DirectoryServer", "FilesystemTransport"]
 _SHARD_PREFIX = "simai-"
 _QUEUES = "simai-queues"
 _LOCKS = "simai-locks"
+_POOL = "simai-free"
+# Recycling pays off for large values only; the pool stays small.
+_RECYCLE_MIN = 1 << 20
+_POOL_FILES = 8
+_POOL_BYTES = 1 << 30
 _TMP = ".tmp-"
 # Below this size a read() is cheaper than setting up and tearing down a mapping.
 _MMAP_MIN = 256 * 1024
@@ -46,11 +51,33 @@ def _unique() -> str:
     return f"{_HOST}-{os.getpid()}-{threading.get_ident() & 0xFFFFFF:x}-{next(_counter)}"
 
 
-def _write_all(fd: int, parts: Parts) -> None:
+# File systems with a real fallocate(); elsewhere glibc would emulate it by writing.
+_PREALLOC_FS = {"ext4", "xfs", "btrfs"}
+
+
+def _fs_type(path: str) -> str:
+    """The file-system type of ``path`` from /proc/self/mounts ("" when unknown)."""
+    try:
+        with open("/proc/self/mounts") as f:
+            mounts = [line.split()[1:3] for line in f]
+    except OSError:
+        return ""
+    real = os.path.realpath(path)
+    best, fstype = "", ""
+    for mnt, typ in mounts:
+        mnt = mnt.replace("\\040", " ")
+        if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+            best, fstype = mnt, typ
+    return fstype
+
+
+def _write_all(fd: int, parts: Parts, pwrite: bool = False) -> None:
     bufs = [p if isinstance(p, memoryview) else memoryview(p) for p in parts]
     bufs = [b.cast("B") if b.format != "B" or b.ndim != 1 else b for b in bufs]
+    offset = 0
     while bufs:
-        n = os.writev(fd, bufs)
+        n = os.pwritev(fd, bufs, offset) if pwrite else os.writev(fd, bufs)
+        offset += n
         while bufs and n >= bufs[0].nbytes:
             n -= bufs[0].nbytes
             bufs.pop(0)
@@ -71,7 +98,7 @@ def _read_all(fd: int, size: int) -> Buffer:
 
 
 def _backoff(deadline: float) -> Iterator[None]:
-    """Sleep 50 µs, growing to 5 ms, until ``deadline`` (monotonic)."""
+    """Sleep 50 µs, growing to 2 ms, until ``deadline`` (monotonic)."""
     delay = 5e-5
     while True:
         yield
@@ -79,7 +106,7 @@ def _backoff(deadline: float) -> Iterator[None]:
         if left <= 0:
             return
         time.sleep(min(delay, left))
-        delay = min(delay * 1.6, 5e-3)
+        delay = min(delay * 1.6, 2e-3)
 
 
 class FilesystemTransport:
@@ -106,6 +133,9 @@ class FilesystemTransport:
         self._mmap = config.mmap_reads
         self._made: set[str] = set()
         self._shards = self.shard_dirs()
+        self._prealloc = _fs_type(self._root) in _PREALLOC_FS
+        self._recycle = config.recycle and hasattr(fcntl, "F_SETLEASE")
+        self._pool_ok = False
 
     # ------------------------------------------------------------------ paths
     def shard_dirs(self) -> list[str]:
@@ -123,6 +153,12 @@ class FilesystemTransport:
     def _publish(self, path: str, parts: Parts, what: str) -> None:
         d = path.rpartition("/")[0]
         tmp = f"{d}/{_TMP}{_unique()}"
+        size = sum(b.nbytes if isinstance(b, memoryview) else len(b) for b in parts)
+        if self._recycle and size >= _RECYCLE_MIN:
+            fd = self._claim_recycled(size, tmp)
+            if fd is not None:
+                self._finish(fd, tmp, path, parts, size, what, recycled=True)
+                return
         for attempt in (0, 1):
             if d not in self._made or attempt:
                 os.makedirs(d, exist_ok=True)
@@ -133,13 +169,30 @@ class FilesystemTransport:
             except FileNotFoundError:  # the directory was removed (clear()) since we made it
                 if attempt:
                     raise
+        self._finish(fd, tmp, path, parts, size, what, recycled=False)
+
+    def _finish(
+        self, fd: int, tmp: str, path: str, parts: Parts, size: int, what: str, recycled: bool
+    ) -> None:
+        d = path.rpartition("/")[0]
         try:
             try:
-                _write_all(fd, parts)
+                if recycled:
+                    _write_all(fd, parts, pwrite=True)
+                    os.ftruncate(fd, size)
+                elif self._prealloc and size:
+                    # Allocated (not delayed-allocation) blocks: ext4 then need not
+                    # flush the file when it replaces an existing one, and a full
+                    # disk fails here, before any byte is written.
+                    os.posix_fallocate(fd, 0, size)
+                if not recycled:
+                    _write_all(fd, parts)
                 if self._fsync:
                     os.fsync(fd)
             finally:
                 os.close(fd)
+            if self._recycle:
+                self._keep_old_version(path)
             os.replace(tmp, path)
         except BaseException as exc:
             with contextlib.suppress(OSError):
@@ -155,6 +208,88 @@ class FilesystemTransport:
                 os.fsync(dfd)
             finally:
                 os.close(dfd)
+
+    # ------------------------------------------------------------------ recycling
+    # Publishing a new version needs fresh pages, and on tmpfs allocating them costs
+    # more than copying the data. So large replaced or deleted files go to a small
+    # pool and a later write of a similar size reuses one -- but only when nobody has
+    # it open or mapped: a write lease (F_SETLEASE) is granted only then, and an
+    # array a reader still holds keeps its mapping, so it is never written under it.
+    def _pool_dir(self) -> str:
+        if not self._pool_ok:  # ServerManager creates it; a bare from_url() store may not have
+            os.makedirs(f"{self._root}/{_POOL}", mode=0o700, exist_ok=True)
+            self._pool_ok = True
+        return f"{self._root}/{_POOL}"
+
+    def _keep_old_version(self, path: str) -> None:
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        if st.st_size >= _RECYCLE_MIN:
+            try:
+                os.link(path, f"{self._pool_dir()}/{st.st_size:016d}-{_unique()}")
+            except FileNotFoundError:
+                return  # replaced or deleted meanwhile, or no pool directory (clear())
+            self._trim_pool()
+
+    def _to_pool(self, path: str) -> bool:
+        try:
+            size = os.stat(path).st_size
+            if size < _RECYCLE_MIN:
+                return False
+            os.rename(path, f"{self._pool_dir()}/{size:016d}-{_unique()}")
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        self._trim_pool()
+        return True
+
+    def _pool(self) -> list[tuple[int, str]]:
+        try:
+            names = os.listdir(f"{self._root}/{_POOL}")
+        except FileNotFoundError:
+            self._pool_ok = False
+            return []
+        out = []
+        for n in names:
+            head = n.partition("-")[0]
+            if head.isdigit():
+                out.append((int(head), n))
+        return sorted(out)
+
+    def _trim_pool(self) -> None:
+        pool = self._pool()
+        total = sum(s for s, _ in pool)
+        while pool and (len(pool) > _POOL_FILES or total > _POOL_BYTES):
+            s, n = pool.pop(0)
+            total -= s
+            with contextlib.suppress(OSError):
+                os.unlink(f"{self._pool_dir()}/{n}")
+
+    def _claim_recycled(self, size: int, tmp: str) -> int | None:
+        d = tmp.rpartition("/")[0]
+        if d not in self._made:
+            return None
+        for have, name in self._pool():
+            if not size <= have < 2 * size:
+                continue
+            try:
+                os.rename(f"{self._pool_dir()}/{name}", tmp)  # atomic: one writer wins it
+            except FileNotFoundError:
+                continue
+            fd = os.open(tmp, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                if os.fstat(fd).st_nlink == 1:  # not also published or pooled elsewhere
+                    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)  # nobody has it open/mapped
+                    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+                    return fd
+            except OSError:
+                pass
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # still in use: its readers keep it alive, we drop our name
+            return None
+        return None
 
     def _load(self, path: str) -> Buffer | None:
         try:
@@ -184,8 +319,11 @@ class FilesystemTransport:
         return os.path.exists(self._path(key))
 
     def delete(self, key: str) -> None:
+        path = self._path(key)
+        if self._recycle and self._to_pool(path):
+            return
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            os.unlink(self._path(key))
+            os.unlink(path)
 
     def put_many(self, items: Mapping[str, Parts]) -> None:
         for k, v in items.items():
@@ -220,6 +358,9 @@ class FilesystemTransport:
     def clear(self) -> None:
         for d in [*self.shard_dirs(), os.path.join(self._root, _QUEUES)]:
             shutil.rmtree(d, ignore_errors=True)
+        for _, name in self._pool():
+            with contextlib.suppress(OSError):
+                os.unlink(f"{self._root}/{_POOL}/{name}")
         self._made.clear()
 
     def wait(self, key: str, timeout: float) -> bool:
@@ -323,7 +464,8 @@ class DirectoryServer:
         self.root = root
         cfg = self.config.model_copy(update={"server_address": root})
         transport = self._transport_cls(cfg)
-        for d in [*transport.shard_dirs(), os.path.join(root, _QUEUES), os.path.join(root, _LOCKS)]:
+        dirs = [*transport.shard_dirs(), os.path.join(root, _QUEUES), os.path.join(root, _LOCKS)]
+        for d in [*dirs, os.path.join(root, _POOL)]:
             if not os.path.exists(d):
                 os.makedirs(d, mode=0o700)
                 if root not in self._created:

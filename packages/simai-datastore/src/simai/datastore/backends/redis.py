@@ -53,6 +53,25 @@ def _glob_escape(s: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in s)
 
 
+class _Translate:
+    """``with``-block that turns redis-py errors into our clear ones (cheaper than a generator)."""
+
+    __slots__ = ("_t",)
+
+    def __init__(self, transport: RedisTransport):
+        self._t = transport
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, et, exc, tb) -> bool:
+        if exc is not None and isinstance(exc, self._t._r.exceptions.RedisError):
+            new = self._t._translate(exc)
+            if new is not exc:
+                raise new from exc
+        return False
+
+
 class RedisTransport:
     backend = "redis"
     Config = RedisConfig
@@ -89,6 +108,7 @@ class RedisTransport:
         else:
             self._clients = [redis.Redis(host=h, port=p, **kw) for h, p in addrs]
         self._cluster = config.is_clustered
+        self._err = _Translate(self)
 
     # ------------------------------------------------------------------ helpers
     def _client(self, key: str):
@@ -118,15 +138,8 @@ class RedisTransport:
             )
         return exc
 
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except self._r.exceptions.RedisError as exc:
-            new = self._translate(exc)
-            if new is exc:
-                raise
-            raise new from exc
+    def _errors(self) -> _Translate:
+        return self._err
 
     # ------------------------------------------------------------------ core
     def _chunks(self, parts: Parts) -> list[memoryview]:
@@ -551,6 +564,13 @@ class RedisServer:
         return bool(self._procs) and all(
             p.popen is not None and p.popen.poll() is None for p in self._procs
         )
+
+    def kill(self) -> None:
+        """SIGKILL every server (failure testing); ``restart`` brings them back."""
+        for p in self._procs:
+            if p.popen is not None and p.popen.poll() is None:
+                p.popen.kill()
+                p.popen.wait(5)
 
     def restart(self) -> None:
         """Start again every server that died, on the same port and password (data is lost)."""

@@ -9,4 +9,5 @@ def require(module: str, extra: str, what: str):
     except ImportError as exc:
         raise ImportError(
             f"{module.split('.')[0]} is required for the {what} executor: "
-            f"pip install 'simai-orchestrator[{extra}]'") from exc
+            f"pip install 'simai-orchestrator[{extra}]'"
+        ) from exc

@@ -10,6 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from simai.orchestrator.executors._missing import require
 
 
+async def _relay(dfut, out: Future) -> None:
+    if not out.set_running_or_notify_cancel():
+        return
+    try:
+        out.set_result(await dfut._result())
+    except BaseException as exc:
+        if not out.done():
+            out.set_exception(exc)
+
+
 class DaskExecutor(Executor):
     """Submits through a ``distributed.Client``; closes only the cluster it started."""
 
@@ -43,21 +53,9 @@ class DaskExecutor(Executor):
         dfut = self.client.submit(fn, *args, pure=False, **kwargs)
         out._simai_engine_future = dfut  # type: ignore[attr-defined]
 
-        def relay(df) -> None:  # runs in Dask's callback thread
-            if not out.set_running_or_notify_cancel():
-                return
-            try:
-                if df.status == "finished":
-                    out.set_result(df.result())
-                elif df.status == "cancelled":
-                    out.set_exception(RuntimeError("the Dask task was cancelled"))
-                else:
-                    out.set_exception(df.exception())
-            except BaseException as exc:
-                if not out.done():
-                    out.set_exception(exc)
-
-        dfut.add_done_callback(relay)
+        # Await the result inside the client's event loop: one hop fewer than
+        # Future.add_done_callback (loop -> callback thread -> loop for the gather).
+        self.client.loop.add_callback(_relay, dfut, out)
         return out
 
     def cancel_running(self, fut: Future) -> None:
@@ -79,7 +77,9 @@ class DaskConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = "dask"
-    address: str | None = Field(default=None, description="existing scheduler, e.g. tcp://127.0.0.1:8786")
+    address: str | None = Field(
+        default=None, description="existing scheduler, e.g. tcp://127.0.0.1:8786"
+    )
     max_workers: int | None = Field(default=2, ge=1, description="LocalCluster workers")
     threads_per_worker: int = Field(default=1, ge=1)
     processes: bool = True

@@ -48,8 +48,9 @@ class DragonExecutor(Executor):
             if not out.done():
                 out.set_exception(exc)
 
-        self._pool.apply_async(_call_pickled, (cloudpickle.dumps((fn, args, kwargs)),),
-                               callback=ok, error_callback=err)
+        self._pool.apply_async(
+            _call_pickled, (cloudpickle.dumps((fn, args, kwargs)),), callback=ok, error_callback=err
+        )
         return out
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -75,5 +76,6 @@ class DragonConfig(BaseModel):
         if not in_dragon_runtime():
             raise RuntimeError(
                 "the dragon executor needs the Dragon runtime: start the program with "
-                "`dragon your_script.py` (pip install 'simai-orchestrator[dragon]')")
+                "`dragon your_script.py` (pip install 'simai-orchestrator[dragon]')"
+            )
         return DragonExecutor(self.max_workers)

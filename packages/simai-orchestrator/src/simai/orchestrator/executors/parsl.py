@@ -26,8 +26,14 @@ class ParslExecutor(Executor):
         if run_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="simai-parsl-")
             run_dir = self._tmp.name
-        config = Config(executors=[parsl_executor], run_dir=run_dir, retries=0,
-                        usage_tracking=0, initialize_logging=False, strategy="none")
+        config = Config(
+            executors=[parsl_executor],
+            run_dir=run_dir,
+            retries=0,
+            usage_tracking=0,
+            initialize_logging=False,
+            strategy="none",
+        )
         self._dfk = DataFlowKernel(config)
         self._pool = ParslPoolExecutor(dfk=self._dfk)
         self._lock = threading.Lock()
@@ -68,8 +74,9 @@ class ParslLocalConfig(BaseModel):
         require("parsl", "parsl", "parsl-local")
         from parsl.executors import ThreadPoolExecutor
 
-        return ParslExecutor(ThreadPoolExecutor(label="simai-threads", max_threads=self.max_workers),
-                             self.run_dir)
+        return ParslExecutor(
+            ThreadPoolExecutor(label="simai-threads", max_threads=self.max_workers), self.run_dir
+        )
 
 
 class ParslHtexConfig(BaseModel):
@@ -80,7 +87,9 @@ class ParslHtexConfig(BaseModel):
     address: str = Field(default="127.0.0.1", description="interchange address workers connect to")
     cores_per_worker: float = Field(default=1.0, gt=0)
     encrypted: bool = False
-    heartbeat_period: int = Field(default=2, ge=1, description="s; also how soon a dead worker is noticed")
+    heartbeat_period: int = Field(
+        default=2, ge=1, description="s; also how soon a dead worker is noticed"
+    )
     heartbeat_threshold: int = Field(default=10, ge=2)
     run_dir: str | None = None
 
@@ -93,13 +102,20 @@ class ParslHtexConfig(BaseModel):
         bindir = os.path.dirname(sys.executable)
         # Parsl finds its helper scripts on PATH; a venv that is not activated has them
         # beside its python, so point at them there.
-        if shutil.which("interchange.py") is None and os.path.exists(os.path.join(bindir, "interchange.py")):
+        if shutil.which("interchange.py") is None and os.path.exists(
+            os.path.join(bindir, "interchange.py")
+        ):
             from parsl.executors.high_throughput.executor import DEFAULT_LAUNCH_CMD
 
-            launch["interchange_launch_cmd"] = [sys.executable, os.path.join(bindir, "interchange.py")]
+            launch["interchange_launch_cmd"] = [
+                sys.executable,
+                os.path.join(bindir, "interchange.py"),
+            ]
             launch["launch_cmd"] = DEFAULT_LAUNCH_CMD.replace(
                 "process_worker_pool.py",
-                f"{sys.executable} {os.path.join(bindir, 'process_worker_pool.py')}", 1)
+                f"{sys.executable} {os.path.join(bindir, 'process_worker_pool.py')}",
+                1,
+            )
         htex = HighThroughputExecutor(
             **launch,
             label="simai-htex",

@@ -22,8 +22,12 @@ def _call_pickled(payload: bytes):
 class CloudpickleProcessPool(Executor):
     """ProcessPoolExecutor + cloudpickle (lambdas, closures, test-local functions) + self-repair."""
 
-    def __init__(self, max_workers: int | None = None, mp_context=None,
-                 max_tasks_per_child: int | None = None):
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        mp_context=None,
+        max_tasks_per_child: int | None = None,
+    ):
         self._kwargs = {"max_workers": max_workers, "mp_context": mp_context}
         if max_tasks_per_child is not None:
             self._kwargs["max_tasks_per_child"] = max_tasks_per_child
@@ -60,7 +64,8 @@ class ProcessPoolConfig(BaseModel):
     max_workers: int | None = Field(default=None, ge=1, description="default: os.cpu_count()")
     start_method: Literal["forkserver", "spawn", "fork"] = Field(
         default="forkserver",
-        description="forkserver: fast worker start without forking a threaded process")
+        description="forkserver: fast worker start without forking a threaded process",
+    )
     max_tasks_per_child: int | None = Field(default=None, ge=1)
 
     def get_executor(self) -> CloudpickleProcessPool:
