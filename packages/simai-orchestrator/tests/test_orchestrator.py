@@ -312,8 +312,9 @@ def test_component_span_is_emitted(monkeypatch):
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
     # The global provider can be set once per process (and belongs to simai-profiling);
-    # the library looks the provider up at call time, so a patched lookup sees every span.
-    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    # the library looks the provider up at call time, so patching the global (restored
+    # afterwards) shows it every span without claiming the process-wide slot.
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
     with (
         tracer.start_as_current_span("workflow"),
         Orchestrator(

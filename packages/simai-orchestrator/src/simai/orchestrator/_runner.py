@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from simai.orchestrator import _otel
+
 __all__ = ["TaskContext", "TaskSpec", "current_task", "run_task"]
 
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
@@ -64,21 +66,11 @@ def run_task(spec: TaskSpec) -> tuple:
         TaskContext(spec.name, spec.attempt, spec.pin, spec.gpus, spec.env, spec.executor)
     )
     try:
-        tracer = _tracer()
+        tracer = _otel.tracer()
         result = _execute(spec) if tracer is None else _traced(tracer, spec)
     finally:
         _current.reset(token)
     return ("simai-outcome", result, start, time.time(), os.getpid())
-
-
-def _tracer():
-    """The tracer, or None when no SDK is installed (spans would record nothing)."""
-    from opentelemetry import trace
-
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
-        return None
-    return provider.get_tracer("simai.orchestrator")
 
 
 def _traced(tracer, spec: TaskSpec) -> Any:

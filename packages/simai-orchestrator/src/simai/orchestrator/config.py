@@ -110,7 +110,6 @@ class OrchestratorConfig(BaseModel):
         description="address the client proxy listens on for submissions from worker processes",
     )
 
-
     @model_validator(mode="after")
     def _executor_options(self) -> OrchestratorConfig:
         extra = dict(self.__pydantic_extra__ or {})

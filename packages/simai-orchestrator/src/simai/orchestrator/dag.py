@@ -18,6 +18,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from simai.orchestrator._otel import tracing_enabled
 from simai.orchestrator._runner import TaskSpec, run_task
 from simai.orchestrator.component import WorkflowComponent
 from simai.orchestrator.config import SystemConfig
@@ -309,7 +310,7 @@ class Scheduler:
         if allot.gpus:
             env.update(allot.env(self._pool.gpu_var))
         carrier: dict = {}
-        if self.profile or _tracing():
+        if self.profile or tracing_enabled():
             from opentelemetry import propagate
 
             propagate.inject(carrier)
@@ -579,14 +580,6 @@ class Scheduler:
                     f"component {node.record.name!r}: {why}", node.record.name
                 ),
             )
-
-
-def _tracing() -> bool:
-    from opentelemetry import trace
-
-    return not isinstance(
-        trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
-    )
 
 
 class _Deadlines:

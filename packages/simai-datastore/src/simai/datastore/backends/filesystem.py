@@ -43,6 +43,7 @@ _POOL_BYTES = 1 << 30
 _TMP = ".tmp-"
 # Below this size a read() is cheaper than setting up and tearing down a mapping.
 _MMAP_MIN = 256 * 1024
+_MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)
 _counter = itertools.count()
 _HOST = xxhash.xxh32_hexdigest(socket.gethostname().encode())
 
@@ -302,9 +303,14 @@ class FilesystemTransport:
                 # Private, copy-on-write map of an immutable published file: no
                 # copy, and arrays built on it are still writable. (No MAP_POPULATE:
                 # on a writable private map it would copy every page up front.)
-                return mmap.mmap(
+                mm = mmap.mmap(
                     fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE
                 )
+                with contextlib.suppress(
+                    OSError
+                ):  # map all pages at once, read-only (Linux >= 5.14)
+                    mm.madvise(_MADV_POPULATE_READ)
+                return mm
             return _read_all(fd, size)
         finally:
             os.close(fd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 from concurrent.futures import Executor, Future
 
@@ -10,14 +11,25 @@ from pydantic import BaseModel, ConfigDict, Field
 from simai.orchestrator.executors._missing import require
 
 
-async def _relay(dfut, out: Future) -> None:
-    if not out.set_running_or_notify_cancel():
-        return
+async def _relay(dfut, out: Future, outbox: queue.SimpleQueue) -> None:
+    """Fetch the result inside the client's event loop, settle the Future off it."""
     try:
-        out.set_result(await dfut._result())
+        outbox.put((out, True, await dfut._result()))
     except BaseException as exc:
-        if not out.done():
-            out.set_exception(exc)
+        outbox.put((out, False, exc))
+
+
+def _settle_outbox(outbox: queue.SimpleQueue) -> None:
+    # Callbacks of settled futures (the orchestrator's and the user's) may block or call
+    # Dask's synchronous API, which must never happen on the event loop: run them here.
+    while (item := outbox.get()) is not None:
+        out, ok, value = item
+        if not out.set_running_or_notify_cancel():
+            continue
+        if ok:
+            out.set_result(value)
+        else:
+            out.set_exception(value)
 
 
 class DaskExecutor(Executor):
@@ -45,6 +57,11 @@ class DaskExecutor(Executor):
                 self.client = distributed.Client(self._cluster)
         self._lock = threading.Lock()
         self._closed = False
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._settler = threading.Thread(
+            target=_settle_outbox, args=(self._outbox,), name="simai-dask-settle", daemon=True
+        )
+        self._settler.start()
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
         if self._closed:
@@ -53,9 +70,10 @@ class DaskExecutor(Executor):
         dfut = self.client.submit(fn, *args, pure=False, **kwargs)
         out._simai_engine_future = dfut  # type: ignore[attr-defined]
 
-        # Await the result inside the client's event loop: one hop fewer than
-        # Future.add_done_callback (loop -> callback thread -> loop for the gather).
-        self.client.loop.add_callback(_relay, dfut, out)
+        # Await the result inside the client's event loop, then hand it to one settling
+        # thread: fewer hops than Future.add_done_callback + result() (loop -> callback
+        # thread -> loop again for the gather -> callback thread).
+        self.client.loop.add_callback(_relay, dfut, out, self._outbox)
         return out
 
     def cancel_running(self, fut: Future) -> None:
@@ -71,6 +89,7 @@ class DaskExecutor(Executor):
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+        self._outbox.put(None)
 
 
 class DaskConfig(BaseModel):
