@@ -135,4 +135,5 @@ def test_ten_thousand_dynamic_tasks_with_bounded_scheduler_memory(executor):
     # Nothing but a compact record stays behind per finished component.
     assert live == 0 and queued == 0
     per_task = (grown - base) / (n_parents * per_parent)
+    print(f"{executor}: {per_task:.0f} bytes retained per finished task")
     assert per_task < 2048, f"{per_task:.0f} bytes retained per finished task"
