@@ -7,7 +7,10 @@ by one read of the same key (the value read is a usable numpy array). References
 
 * node-local    vs 2 x np.copyto (write copy + read copy: the memory-bandwidth floor),
                    and multiprocessing.shared_memory with a reused segment
-* filesystem    vs raw file write + read of the same bytes (on /tmp and on /dev/shm)
+* filesystem    vs raw file write + read of the same bytes (on /tmp and on /dev/shm);
+                   the targets are judged against this. At 1 KiB also vs the same raw
+                   write made atomic (temporary file + rename), for information: what
+                   atomic publishing itself costs on that file system
 * redis         vs redis-py SET/GET of tobytes() with hiredis, on the same server
 * ProxyStore    file and Redis connectors (Store.put/get), for comparison
 * many-to-one   4 writer processes, 1 reader: simai vs the raw method
@@ -73,6 +76,22 @@ def _raw_file(path: str, a: np.ndarray):
     def op():
         with open(path, "wb") as f:
             f.write(view)
+        with open(path, "rb") as f:
+            b = np.frombuffer(f.read(), dtype=a.dtype)
+        assert b.nbytes == a.nbytes
+
+    return op
+
+
+def _raw_file_atomic(path: str, a: np.ndarray):
+    """The raw reference made atomic: write a temporary file, rename it over ``path``."""
+    view = memoryview(a).cast("B")
+    tmp = path + ".tmp"
+
+    def op():
+        with open(tmp, "wb") as f:
+            f.write(view)
+        os.replace(tmp, path)
         with open(path, "rb") as f:
             b = np.frombuffer(f.read(), dtype=a.dtype)
         assert b.nbytes == a.nbytes
@@ -400,6 +419,17 @@ def main() -> None:
                 _overhead_row(
                     results, f"redis {lab} overhead", rr.ours, rr.reference, rr.reference_name
                 )
+                for where, root in (("/tmp", tmp_root), ("/dev/shm", shm_root)):
+                    _compare(
+                        results,
+                        f"filesystem {where} {lab} vs atomic raw",
+                        _ours(stores["fs-tmp" if where == "/tmp" else "fs-shm"], a),
+                        _raw_file_atomic(os.path.join(root, "raw-atomic"), a),
+                        f"raw file + rename {where}",
+                        rounds,
+                        nbytes=n,
+                        method=f"simai filesystem {where}",
+                    )
             for name, st in ps_stores.items():
                 ours_store = stores["node-local"] if "file" in name else stores["redis"]
                 _compare(

@@ -23,6 +23,9 @@ class InvalidKeyError(ValueError):
 
 
 def validate_key(key: object) -> str:
+    # Fast path (every call of every operation): an ASCII str is its own UTF-8.
+    if type(key) is str and key.isascii() and 0 < len(key) <= MAX_KEY_BYTES and "\x00" not in key:
+        return key
     if not isinstance(key, str):
         raise InvalidKeyError(f"keys must be str, not {type(key).__name__}: {key!r:.80}")
     if not key:

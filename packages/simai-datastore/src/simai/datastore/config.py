@@ -38,6 +38,14 @@ class _DirConfig(ServerConfig):
         False,
         description="reuse the files of replaced/deleted large values (when nobody maps them)",
     )
+    swap_small: bool | None = Field(
+        None,
+        description=(
+            "publish values below 1 MiB by exchanging them with the key's current file "
+            "(renameat2) and rewrite that file for the next value when nobody has it open; "
+            "None: on for local journaling file systems (ext4, xfs, btrfs), off elsewhere"
+        ),
+    )
 
     @field_validator("server_address")
     @classmethod

@@ -30,7 +30,16 @@ import xxhash
 
 from simai.datastore.errors import CorruptValueError, PickleNotAllowedError
 
-__all__ = ["MAGIC", "Buffer", "Parts", "decode", "encode", "encoded_size", "join_parts"]
+__all__ = [
+    "MAGIC",
+    "Buffer",
+    "Parts",
+    "PendingFrame",
+    "decode",
+    "encode",
+    "encoded_size",
+    "join_parts",
+]
 
 Buffer = bytes | bytearray | memoryview
 Parts = Sequence[Buffer]
@@ -48,13 +57,43 @@ _EXT_NDARRAY, _EXT_BIGINT, _EXT_TUPLE, _EXT_COMPLEX, _EXT_NPSCALAR = 1, 2, 3, 4,
 _EMPTY = b""
 
 
-def _frame(tag: int, meta: bytes, payload: Buffer) -> list[Buffer]:
+# Payloads from this size up may leave their checksum to the writer (``defer_checksum``).
+STREAM_MIN = 1 << 20
+
+
+class PendingFrame(list):
+    """``[head, payload]`` whose checksum is not computed yet (the header holds zeros there).
+
+    A transport that copies the payload anyway feeds each piece to :attr:`hasher`
+    right after copying it, while it is still in cache, and then writes
+    :meth:`sealed_head` in place of ``self[0]``: one pass over the data instead of
+    two. Only a transport that declares ``streams_checksum = True`` receives one.
+    """
+
+    __slots__ = ("hasher",)
+
+    def sealed_head(self) -> bytes:
+        head = self[0]
+        return b"".join(
+            (
+                head[: HEADER_SIZE - 8],
+                self.hasher.intdigest().to_bytes(8, "little"),
+                head[HEADER_SIZE:],
+            )
+        )
+
+
+def _frame(tag: int, meta: bytes, payload: Buffer, defer: bool = False) -> list[Buffer]:
     plen = payload.nbytes if isinstance(payload, memoryview) else len(payload)
     fields = _HEADER.pack(MAGIC, VERSION, tag, 0, len(meta), plen, 0)[:-8]
     h = xxhash.xxh3_64(fields)
     h.update(meta)
-    h.update(payload)
     pad = -(HEADER_SIZE + len(meta)) % _ALIGN
+    if defer and plen >= STREAM_MIN:
+        frame = PendingFrame((b"".join((fields, bytes(8), meta, b"\0" * pad)), payload))
+        frame.hasher = h
+        return frame
+    h.update(payload)
     head = b"".join((fields, h.intdigest().to_bytes(8, "little"), meta, b"\0" * pad))
     return [head, payload] if plen else [head]
 
@@ -184,13 +223,17 @@ def _unpackb(data: Buffer) -> Any:
 
 
 # ----------------------------------------------------------------------------- API
-def encode(value: Any, *, allow_pickle: bool = False) -> list[Buffer]:
-    """Frame ``value`` as a list of buffers (header first); arrays are not copied."""
+def encode(value: Any, *, allow_pickle: bool = False, defer_checksum: bool = False) -> list[Buffer]:
+    """Frame ``value`` as a list of buffers (header first); arrays are not copied.
+
+    ``defer_checksum``: a large array comes back as a :class:`PendingFrame`, whose
+    writer must complete the checksum (see there).
+    """
     t = type(value)
     if t is np.ndarray or t is np.memmap:
         if not value.dtype.hasobject:
             meta, payload = _array_parts(value)
-            return _frame(TAG_NDARRAY, meta, payload)
+            return _frame(TAG_NDARRAY, meta, payload, defer_checksum)
     elif t is bytes:
         return _frame(TAG_BYTES, _EMPTY, value)
     elif t is bytearray or t is memoryview:

@@ -9,6 +9,7 @@ Keys never become paths directly (see ``_keys.key_to_relpath``).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import itertools
@@ -16,6 +17,7 @@ import json
 import mmap
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -28,7 +30,7 @@ import xxhash
 from simai.datastore._keys import key_to_relpath, relpath_to_key, validate_key
 from simai.datastore.config import FilesystemConfig
 from simai.datastore.errors import BackendUnavailableError
-from simai.datastore.serialize import Buffer, Parts
+from simai.datastore.serialize import Buffer, Parts, PendingFrame
 
 __all__ = ["DirectoryServer", "FilesystemTransport"]
 
@@ -48,12 +50,68 @@ _counter = itertools.count()
 _HOST = xxhash.xxh32_hexdigest(socket.gethostname().encode())
 
 
+_pid = os.getpid()
+
+
+def _after_fork() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 def _unique() -> str:
-    return f"{_HOST}-{os.getpid()}-{threading.get_ident() & 0xFFFFFF:x}-{next(_counter)}"
+    return f"{_HOST}-{_pid}-{threading.get_ident() & 0xFFFFFF:x}-{next(_counter)}"
 
 
 # File systems with a real fallocate(); elsewhere glibc would emulate it by writing.
 _PREALLOC_FS = {"ext4", "xfs", "btrfs"}
+# Local journaling file systems: a lease sees every opener there, so a file that
+# left a key's path is safe to rewrite (on NFS or Lustre a reader on another node
+# would be invisible to the lease), and creating plus freeing a file costs journal
+# work worth avoiding. tmpfs is left out: a file is cheaper to create there than
+# the extra calls of swapping (1 KiB: 30 µs plain, 40 µs swapped).
+_SWAP_FS = {"ext4", "xfs", "btrfs"}
+_SPARE = ".spare-"
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+_renameat2: Any = None
+
+
+def _exchange_fn() -> Any:
+    """libc's renameat2 (glibc >= 2.28), or None."""
+    global _renameat2
+    if _renameat2 is None:
+        try:
+            f = ctypes.CDLL(None, use_errno=True).renameat2
+            f.argtypes = [
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_uint,
+            ]
+            f.restype = ctypes.c_int
+            _renameat2 = f
+        except (OSError, AttributeError):
+            _renameat2 = False
+    return _renameat2 or None
+
+
+def _unshared(fd: int) -> bool:
+    """True when no other process has ``fd``'s file open or mapped (a write lease is granted).
+
+    A lease break (an open racing with us) is signalled with SIGURG, whose default
+    action is to ignore it, instead of SIGIO, whose default would kill the process.
+    """
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    except OSError:
+        return False
+    return True
 
 
 def _fs_type(path: str) -> str:
@@ -86,6 +144,29 @@ def _write_all(fd: int, parts: Parts, pwrite: bool = False) -> None:
             bufs[0] = bufs[0][n:]
 
 
+# Hash each piece right after copying it, while it is still in cache (L2-sized).
+_STREAM_CHUNK = 512 * 1024
+
+
+def _write_streaming(fd: int, frame: PendingFrame) -> None:
+    """Write ``frame``'s payload after its header, checksumming each piece as it goes,
+    then the sealed header at offset 0 (the file is not published yet)."""
+    head, payload = frame
+    view = payload if isinstance(payload, memoryview) else memoryview(payload)
+    view = view.cast("B") if view.format != "B" or view.ndim != 1 else view
+    update = frame.hasher.update
+    base, total = len(head), view.nbytes
+    off = 0
+    while off < total:
+        piece = view[off : off + _STREAM_CHUNK]
+        update(piece)
+        done = 0
+        while done < piece.nbytes:
+            done += os.pwrite(fd, piece[done:], base + off + done)
+        off += piece.nbytes
+    _write_all(fd, [frame.sealed_head()], pwrite=True)
+
+
 def _read_all(fd: int, size: int) -> Buffer:
     buf = bytearray(size)
     view = memoryview(buf)
@@ -115,6 +196,8 @@ class FilesystemTransport:
 
     backend = "filesystem"
     Config = FilesystemConfig
+    # put() accepts a serialize.PendingFrame and completes its checksum while writing
+    streams_checksum = True
 
     def __init__(self, config: FilesystemConfig):
         if config.server_address is None:
@@ -134,9 +217,17 @@ class FilesystemTransport:
         self._mmap = config.mmap_reads
         self._made: set[str] = set()
         self._shards = self.shard_dirs()
-        self._prealloc = _fs_type(self._root) in _PREALLOC_FS
+        fstype = _fs_type(self._root)
+        self._prealloc = fstype in _PREALLOC_FS
         self._recycle = config.recycle and hasattr(fcntl, "F_SETLEASE")
+        swap = fstype in _SWAP_FS if config.swap_small is None else config.swap_small
+        self._swap = bool(swap and hasattr(fcntl, "F_SETLEASE") and _exchange_fn())
         self._pool_ok = False
+
+    @property
+    def reuses_files(self) -> bool:
+        """Whether files that left a key's path are rewritten (see ``DataStore.stage_read``)."""
+        return self._swap or self._recycle
 
     # ------------------------------------------------------------------ paths
     def shard_dirs(self) -> list[str]:
@@ -151,7 +242,7 @@ class FilesystemTransport:
         return f"{shard}/{key_to_relpath(key)}"
 
     # ------------------------------------------------------------------ core
-    def _publish(self, path: str, parts: Parts, what: str) -> None:
+    def _publish(self, path: str, parts: Parts, what: str, swap: bool = False) -> None:
         d = path.rpartition("/")[0]
         tmp = f"{d}/{_TMP}{_unique()}"
         size = sum(b.nbytes if isinstance(b, memoryview) else len(b) for b in parts)
@@ -159,6 +250,11 @@ class FilesystemTransport:
             fd = self._claim_recycled(size, tmp)
             if fd is not None:
                 self._finish(fd, tmp, path, parts, size, what, recycled=True)
+                return
+        elif swap and self._swap and size < _RECYCLE_MIN:
+            fd = self._claim_spare(path, tmp)
+            if fd is not None:
+                self._finish(fd, tmp, path, parts, size, what, recycled=True, swap=True)
                 return
         for attempt in (0, 1):
             if d not in self._made or attempt:
@@ -170,31 +266,43 @@ class FilesystemTransport:
             except FileNotFoundError:  # the directory was removed (clear()) since we made it
                 if attempt:
                     raise
-        self._finish(fd, tmp, path, parts, size, what, recycled=False)
+        self._finish(fd, tmp, path, parts, size, what, recycled=False, swap=swap and self._swap)
 
     def _finish(
-        self, fd: int, tmp: str, path: str, parts: Parts, size: int, what: str, recycled: bool
+        self,
+        fd: int,
+        tmp: str,
+        path: str,
+        parts: Parts,
+        size: int,
+        what: str,
+        recycled: bool,
+        swap: bool = False,
     ) -> None:
         d = path.rpartition("/")[0]
         try:
             try:
-                if recycled:
-                    _write_all(fd, parts, pwrite=True)
-                    os.ftruncate(fd, size)
-                elif self._prealloc and size:
+                if not recycled and self._prealloc and size:
                     # Allocated (not delayed-allocation) blocks: ext4 then need not
                     # flush the file when it replaces an existing one, and a full
                     # disk fails here, before any byte is written.
                     os.posix_fallocate(fd, 0, size)
-                if not recycled:
-                    _write_all(fd, parts)
+                if isinstance(parts, PendingFrame):
+                    _write_streaming(fd, parts)
+                else:
+                    _write_all(fd, parts, pwrite=recycled)
+                if recycled:
+                    os.ftruncate(fd, size)
                 if self._fsync:
                     os.fsync(fd)
             finally:
                 os.close(fd)
-            if self._recycle:
-                self._keep_old_version(path)
-            os.replace(tmp, path)
+            if swap and size < _RECYCLE_MIN:
+                self._swap_in(tmp, path)
+            else:
+                if self._recycle:
+                    self._keep_old_version(path)
+                os.replace(tmp, path)
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -209,6 +317,50 @@ class FilesystemTransport:
                 os.fsync(dfd)
             finally:
                 os.close(dfd)
+
+    # ------------------------------------------------------------------ small values
+    # Creating a file and freeing the one it replaces is most of the cost of a small
+    # atomic write on ext4 (1 KiB: ~130 µs of journal work against ~30 µs without).
+    # So on local file systems a small value is published by *exchanging* the new
+    # file with the key's current one (renameat2 RENAME_EXCHANGE: atomic, readers
+    # see the old or the new file), and the old file, now under our temporary name,
+    # is kept as the key's spare ``.spare-<name>``. The next write of that key claims
+    # the spare (an atomic rename: one writer wins) and rewrites it -- but only when
+    # a write lease shows that nobody has it open or mapped; otherwise it is dropped
+    # and a fresh file is written as before.
+    def _swap_in(self, tmp: str, path: str) -> None:
+        exchange = _exchange_fn()
+        if exchange(_AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(path), _RENAME_EXCHANGE):
+            err = ctypes.get_errno()
+            if err != errno.ENOENT:  # not supported here (EINVAL): publish plainly from now on
+                self._swap = False
+            os.replace(tmp, path)  # no current version (or no exchange): a plain rename
+            return
+        d, _, name = path.rpartition("/")
+        try:
+            os.rename(tmp, f"{d}/{_SPARE}{name}")
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+    def _claim_spare(self, path: str, tmp: str) -> int | None:
+        d, _, name = path.rpartition("/")
+        try:
+            os.rename(f"{d}/{_SPARE}{name}", tmp)  # atomic: one writer wins it
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        fd = -1
+        try:
+            fd = os.open(tmp, os.O_RDWR | os.O_CLOEXEC)
+            if os.fstat(fd).st_nlink == 1 and _unshared(fd):
+                return fd
+        except OSError:
+            pass
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # a reader still has it: its copy stays valid, we drop our name
+        return None
 
     # ------------------------------------------------------------------ recycling
     # Publishing a new version needs fresh pages, and on tmpfs allocating them costs
@@ -280,9 +432,8 @@ class FilesystemTransport:
                 continue
             fd = os.open(tmp, os.O_RDWR | os.O_CLOEXEC)
             try:
-                if os.fstat(fd).st_nlink == 1:  # not also published or pooled elsewhere
-                    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)  # nobody has it open/mapped
-                    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+                # not also published or pooled elsewhere, and nobody has it open/mapped
+                if os.fstat(fd).st_nlink == 1 and _unshared(fd):
                     return fd
             except OSError:
                 pass
@@ -316,7 +467,7 @@ class FilesystemTransport:
             os.close(fd)
 
     def put(self, key: str, value: Parts) -> None:
-        self._publish(self._path(key), value, f"key {key!r}")
+        self._publish(self._path(key), value, f"key {key!r}", swap=True)
 
     def get(self, key: str) -> Buffer | None:
         return self._load(self._path(key))
@@ -326,6 +477,10 @@ class FilesystemTransport:
 
     def delete(self, key: str) -> None:
         path = self._path(key)
+        if self._swap:
+            d, _, name = path.rpartition("/")
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                os.unlink(f"{d}/{_SPARE}{name}")
         if self._recycle and self._to_pool(path):
             return
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
