@@ -208,14 +208,20 @@ def test_staging_needs_a_datastore():
 
 
 def test_single_process_ddp_initialises_and_closes():
-    import torch.distributed as dist
+    # In a subprocess: a process group's threads must not outlive this test, and a hang
+    # in gloo's teardown would be beyond pytest-timeout's reach inside this process.
+    proc = _python("""
+        import torch.distributed as dist
+        from simai.components import AI
 
-    with AI(
-        "a", input_dim=4, output_dim=4, neurons_per_layer=4, ddp=True, data_size=16, batch_size=4
-    ) as ai:
-        assert ai.world_size == 1 and dist.is_initialized()
-        ai.train(run_count=2)
-    assert not dist.is_initialized()
+        with AI("a", input_dim=4, output_dim=4, neurons_per_layer=4, ddp=True,
+                data_size=16, batch_size=4) as ai:
+            assert ai.world_size == 1 and dist.is_initialized()
+            ai.train(run_count=2)
+        assert not dist.is_initialized()
+        print("ok")
+    """)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stdout + proc.stderr
 
 
 @pytest.mark.gpu

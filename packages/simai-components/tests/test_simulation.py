@@ -255,3 +255,16 @@ def test_unknown_constructor_keyword_is_rejected():
     with pytest.raises(TypeError, match="seed"):
         Simulation("s", sed=3)
     Simulation("s", logging=True, log_level=20)  # the original's keywords still work
+
+
+def test_simulation_pickles_for_process_executors(fs_server):
+    import pickle
+
+    sim = Simulation("s", server_info=fs_server, seed=2)
+    sim.add_kernel("MatMulSimple2D", run_time=0.002, data_size=(32, 32))
+    sim.run(1)
+    copy = pickle.loads(pickle.dumps(sim))
+    copy.run(2)
+    assert [r.step for r in copy.records] == [0, 1, 2]
+    copy.stage_write("from_copy", 7)
+    assert sim.stage_read("from_copy", timeout=5) == 7

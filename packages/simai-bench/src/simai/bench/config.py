@@ -127,6 +127,14 @@ def _known_executors() -> list[str] | None:
     return None
 
 
+def _known_model_types() -> list[str] | None:
+    try:
+        from simai.components.config import MODEL_CONFIGS
+    except ImportError:
+        return None
+    return list(MODEL_CONFIGS)
+
+
 def _check_name(what: str, name: str, known: list[str] | None) -> str:
     if not known:  # the layer (or its entry points) is not installed: checked when it runs
         return name
@@ -277,6 +285,15 @@ class AISpec(_Model):
     run_time: PositiveFloat | None = None
     run_count: PositiveInt | None = None
     nsteps: PositiveInt = 1
+
+    @field_validator("model_type")
+    @classmethod
+    def _known_model_type(cls, v: str) -> str:
+        # Checked at load time (exact names, as AI takes them), not when the run is under way.
+        known = _known_model_types()
+        if known and v not in known:
+            raise ValueError(unknown_name_message("model_type", v, known))
+        return v
 
     @model_validator(mode="after")
     def _one_budget(self) -> AISpec:

@@ -286,7 +286,16 @@ class AI(StagingMixin):
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
 
     def close(self) -> None:
-        """Tear down the process group this AI created (if any)."""
+        """Release the DDP wrapper and tear down the process group this AI created (if any).
+
+        The wrapper goes first: a DDP reducer that outlives its process group can hang
+        in the group's destructor (joining gloo's worker threads) when it is collected.
+        """
+        if self.model is not self.net:
+            self.model = self.net  # the optimizer holds the same parameters, so it stays
+            import gc
+
+            gc.collect()
         if self._owns_group:
             dist = self._torch.distributed
             if dist.is_initialized():

@@ -148,6 +148,12 @@ def _to_target(
         return value
     if isinstance(value, bool):
         raise ValueError("must be a number, not a boolean")
+    try:
+        float(value)
+    except (TypeError, ValueError):  # a list, say: a field error, not a crash
+        raise ValueError(
+            f"must be a number, a CSV path or {{values, probabilities}}, got {value!r}"
+        ) from None
     if integer:
         if isinstance(value, float) and not value.is_integer():
             raise ValueError(f"must be a whole number, got {value}")
@@ -193,9 +199,13 @@ class KernelConfig(BaseModel):
             return None
         if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
             v = (int(v),)
-        v = tuple(v)
-        if not v or any(isinstance(d, bool) or int(d) != d or d <= 0 for d in v):
-            raise ValueError(f"must be a non-empty list of positive integers, got {list(v)}")
+        try:
+            v = tuple(v)
+            ok = bool(v) and not any(isinstance(d, bool) or int(d) != d or d <= 0 for d in v)
+        except (TypeError, ValueError, OverflowError):  # None, text, nan, inf: a field error
+            ok = False
+        if not ok:
+            raise ValueError(f"must be a non-empty list of positive integers, got {v!r}")
         return tuple(int(d) for d in v)
 
     @field_validator("device")

@@ -58,6 +58,16 @@ class _Entry:
         self.agree: Callable[[bool], bool] | None = None
         self.attrs: dict[str, Any] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The plan holds closures; it is rebuilt by calibrate() at the next run(), so a
+        # Simulation can be sent to another process (e.g. a process-pool executor).
+        state = self.__dict__.copy()
+        state.update(call=None, tail_call=None, agree=None, attrs={})
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     @property
     def family(self) -> str:
         return getattr(self.kernel, "family", "")

@@ -134,6 +134,10 @@ class RedisConfig(ServerConfig):
     @model_validator(mode="after")
     def _cluster_size(self) -> RedisConfig:
         if self.is_clustered and self.server_address is None and self.nservers < 3:
+            if "nservers" in self.model_fields_set:  # asked for: say no rather than change it
+                raise ValueError(
+                    f"nservers: a Redis Cluster needs at least 3 masters, got {self.nservers}"
+                )
             # validate_assignment re-runs validators, so assign through __dict__
             self.__dict__["nservers"] = 3
         return self

@@ -212,7 +212,7 @@ class BaseKernel:
         opts = {**self.options, **options}
         try:
             dt = np.dtype(dtype)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:  # numpy raises either for junk
             raise ValueError(f"{self.name}: dtype {dtype!r} is not a numpy dtype") from exc
         if dt.kind not in self.dtype_kinds:
             raise ValueError(
@@ -276,7 +276,7 @@ def _shape(name: str, data_size: Any) -> tuple[int, ...]:
         ok = len(shape) > 0 and all(
             n > 0 and float(n) == float(orig) for n, orig in zip(shape, data_size, strict=True)
         )
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         ok = False
     if not ok:
         raise ValueError(

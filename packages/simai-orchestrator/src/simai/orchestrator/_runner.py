@@ -20,6 +20,18 @@ _env_lock = threading.Lock()
 # The affinity each worker thread has now, so a thread that keeps getting the same CPU
 # slot (the common case) makes no system call per component.
 _affinity = threading.local()
+# os.getpid() is a system call (glibc stopped caching it); a component asks twice, so
+# the pid is kept here and refreshed in forked children.
+_pid = os.getpid()
+
+
+def _refresh_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_refresh_pid)
 
 
 class TaskContext(NamedTuple):
@@ -38,7 +50,7 @@ def current_task() -> TaskContext | None:
     return _current.get()
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskSpec:
     name: str
     executable: Any
@@ -70,7 +82,7 @@ def run_task(spec: TaskSpec) -> tuple:
         result = _execute(spec) if tracer is None else _traced(tracer, spec)
     finally:
         _current.reset(token)
-    return ("simai-outcome", result, start, time.time(), os.getpid())
+    return ("simai-outcome", result, start, time.time(), _pid)
 
 
 def _traced(tracer, spec: TaskSpec) -> Any:
@@ -124,7 +136,7 @@ def _execute(spec: TaskSpec) -> Any:
             spec.pin,
             spec.timeout,
         )
-    if os.getpid() == spec.scheduler_pid:
+    if _pid == spec.scheduler_pid:
         return _run_in_thread(spec)
     return _run_in_process(spec)
 

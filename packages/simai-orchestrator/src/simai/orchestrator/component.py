@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, NonNegativeInt, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
 __all__ = ["WorkflowComponent"]
@@ -32,7 +32,7 @@ class WorkflowComponent:
     nnodes: int = Field(default=1, ge=1)
     ppn: int = Field(default=1, ge=1)
     num_gpus_per_process: int = Field(default=0, ge=0)
-    cpu_affinity: list[int] | None = None
+    cpu_affinity: list[NonNegativeInt] | None = None
     gpu_affinity: list[str] | None = None
     env_vars: dict[str, str] = Field(default_factory=dict)
     dependencies: list[str] = Field(default_factory=list)
@@ -58,8 +58,8 @@ class WorkflowComponent:
     @classmethod
     def _gpu_ids_as_str(cls, v: Any) -> Any:
         # GPU ids may be "0", 0 or Intel tiles "0.1"; keep one spelling.
-        if v is None:
-            return v
+        if not isinstance(v, (list, tuple)):
+            return v  # pydantic rejects it, naming the field
         return [str(x) for x in v]
 
     @field_validator("env_vars", mode="before")
@@ -77,6 +77,8 @@ class WorkflowComponent:
             return [v]
         if v is None:
             return []
+        if not isinstance(v, (list, tuple, set, frozenset)):
+            return v  # pydantic rejects it, naming the field
         return [getattr(d, "name", d) for d in v]
 
     @model_validator(mode="after")

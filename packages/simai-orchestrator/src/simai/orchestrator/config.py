@@ -6,7 +6,7 @@ import os
 import shutil
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
 __all__ = ["OchestratorConfig", "OrchestratorConfig", "SystemConfig"]
 
@@ -44,7 +44,7 @@ class SystemConfig(BaseModel):
     name: str = "local"
     ncpus: int | None = Field(default=None, ge=1)
     ngpus: int | None = Field(default=None, ge=0)
-    cpus: list[int] | None = None
+    cpus: list[NonNegativeInt] | None = None
     gpus: list[str] | None = None
     pin_cpus: bool = True
     gpu_visibility_var: str | None = Field(
@@ -55,7 +55,8 @@ class SystemConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _gpu_ids_as_str(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("gpus") is not None:
+        # Only a list is converted: anything else is left for pydantic to reject by name.
+        if isinstance(data, dict) and isinstance(data.get("gpus"), (list, tuple)):
             data = dict(data, gpus=[str(g) for g in data["gpus"]])
         return data
 

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import deque
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -29,6 +29,7 @@ from simai.orchestrator.errors import (
     OrchestratorStopped,
 )
 from simai.orchestrator.mpi import host_list
+from simai.orchestrator.protocols import EngineDependencies
 from simai.orchestrator.resources import Allotment, ResourcePool
 
 __all__ = ["ComponentRecord", "RunReport", "Scheduler"]
@@ -122,7 +123,21 @@ class RunReport:
 
 
 class _Node:
-    __slots__ = ("allot", "attempt", "comp", "dependents", "future", "inner", "record", "waiting")
+    __slots__ = (
+        "after",
+        "allot",
+        "attempt",
+        "comp",
+        "dependents",
+        "eager",
+        "future",
+        "inner",
+        "lender",
+        "lent_to",
+        "parked",
+        "record",
+        "waiting",
+    )
 
     def __init__(self, comp: WorkflowComponent, record: ComponentRecord):
         self.comp = comp
@@ -133,6 +148,16 @@ class _Node:
         self.attempt = 0
         self.allot: Allotment | None = None
         self.inner: Future | None = None
+        # Engine-side dependencies: handed over before its dependencies finished
+        # (``eager``), with their engine Futures (``after``, until launched); an outcome
+        # that arrives before the orchestrator settled those dependencies is ``parked``.
+        self.eager = False
+        self.after: list[Future] | None = None
+        self.parked: Future | None = None
+        # A CPU slot passed from a running dependency to a dependent that the engine
+        # starts only after it: the two never run at once, so they share one slot.
+        self.lender: _Node | None = None
+        self.lent_to: _Node | None = None
 
 
 class Scheduler:
@@ -162,10 +187,61 @@ class Scheduler:
         self._deadlines = _Deadlines(self._on_deadline)
         self._stopped = False
         self._tracer = None
+        # A thread pool runs the task in this process: the worker settles it right after
+        # running it, instead of through the pool's Future and a done callback (two
+        # condition-variable round trips and a closure fewer per component).
+        self._inline = type(executor) is ThreadPoolExecutor
+        self._eager = isinstance(executor, EngineDependencies)
+        # Nodes that could go to the engine ahead of their dependencies but found no free
+        # CPU slot; tried again whenever a slot is released.
+        self._eager_queue: deque[_Node] = deque()
 
     # -- submission ------------------------------------------------------------------
     def submit(self, comp: WorkflowComponent) -> Future:
-        return self.submit_many([comp])[0]
+        """One component: the hot path of every workflow, so no batch bookkeeping."""
+        if type(comp) is not WorkflowComponent:
+            comp = self._coerce(comp)
+        self._pool.check(comp, local_slots=self._local_slots(comp))
+        now = time.time()
+        deps = comp.dependencies
+        # Built before taking the lock: nothing else can see them until they are inserted.
+        rec = ComponentRecord(
+            comp.name,
+            PENDING,
+            now,
+            executor=self.executor_name,
+            type=comp.type,
+            dependencies=tuple(deps),
+        )
+        node = _Node(comp, rec)
+        failed_dep = None
+        attempt = 0
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("the orchestrator is stopped; start a new one to submit")
+            records = self._records
+            if comp.name in records or any(d not in records for d in deps):
+                self._check_known([comp])  # raises with the message
+            live_nodes = self._live
+            for dep in deps:
+                live = live_nodes.get(dep)
+                if live is not None:
+                    live.dependents.append(node)
+                    node.waiting += 1
+                elif failed_dep is None and records[dep].status != SUCCEEDED:
+                    failed_dep = records[dep]
+            live_nodes[comp.name] = node
+            records[comp.name] = rec
+            if failed_dep is None:
+                if node.waiting == 0:
+                    attempt = self._ready_locked(node, now)
+                elif self._eager:
+                    attempt = self._eager_locked(node, now)
+        if failed_dep is not None:
+            self._finish(node, FAILED, error=self._dep_error(comp.name, failed_dep))
+        elif attempt:
+            self._launch(node, attempt)
+        return node.future
 
     def submit_many(self, comps: list[WorkflowComponent]) -> list[Future]:
         """Submit components that may depend on each other in any order (cycles rejected)."""
@@ -199,8 +275,13 @@ class Scheduler:
                 nodes.append(node)
                 if failed_dep is not None:
                     to_fail.append((node, self._dep_error(comp.name, failed_dep)))
-                elif node.waiting == 0:
-                    attempt = self._ready_locked(node, now)
+                else:
+                    if node.waiting == 0:
+                        attempt = self._ready_locked(node, now)
+                    elif self._eager:
+                        attempt = self._eager_locked(node, now)
+                    else:
+                        attempt = 0
                     if attempt:
                         to_ready.append((node, attempt))
         by_name = {n.comp.name: n for n in nodes}
@@ -219,6 +300,10 @@ class Scheduler:
         raise TypeError(f"submit() takes a WorkflowComponent, not {type(comp).__name__}")
 
     def _check_batch(self, comps: list[WorkflowComponent]) -> list[WorkflowComponent]:
+        if len(comps) == 1:
+            c = comps[0]
+            self._pool.check(c, local_slots=self._local_slots(c))
+            return comps
         import graphlib
 
         names = [c.name for c in comps]
@@ -304,9 +389,94 @@ class Scheduler:
             attempt = self._mark_running(node, time.time())
         self._launch(node, attempt)
 
+    # -- engine-side dependencies ----------------------------------------------------------
+    @staticmethod
+    def _plain(comp: WorkflowComponent) -> bool:
+        """Its engine Future is its final outcome: no retry, timeout or result check here."""
+        return comp.retries == 0 and comp.timeout is None and comp.return_dim in (None, 1)
+
+    def _eager_locked(self, node: _Node, now: float) -> int:
+        """Hand ``node`` to the engine before its dependencies finish, when allowed.
+
+        The rule (documented in protocols.EngineDependencies and the README): the
+        executor has ``submit_after``; the component is local, plain and asks for the
+        default resources (its one CPU slot is still taken now, so resource limits hold);
+        every unfinished dependency is running on the engine and plain. Returns the
+        attempt number, or 0 to stay on the ordinary path.
+        """
+        comp = node.comp
+        if (
+            node.record.status != PENDING
+            or node.waiting == 0
+            or comp is None
+            or not self._plain(comp)
+            or comp.type != "local"
+            or comp.nnodes != 1
+            or comp.ppn != 1
+            or comp.cpu_affinity is not None
+            or comp.gpu_affinity is not None
+            or comp.num_gpus_per_process
+        ):
+            return 0
+        after = []
+        lender = None
+        for name in comp.dependencies:
+            dep = self._live.get(name)
+            if dep is None:
+                continue  # settled and succeeded (a failed one has failed this node)
+            if (
+                dep.record.status != RUNNING
+                or dep.inner is None
+                or dep.comp is None
+                or not self._plain(dep.comp)
+            ):
+                return 0  # tried again when that dependency is launched
+            after.append(dep.inner)
+            if (
+                lender is None
+                and dep.lent_to is None
+                and dep.allot is not None
+                and len(dep.allot.cpu_slots) == 1
+                and not dep.allot.gpus
+            ):
+                lender = dep
+        if lender is not None:
+            # The engine starts this one only after ``lender`` finished: reuse its slot.
+            allot = lender.allot
+            lender.lent_to, node.lender = node, lender
+        else:
+            allot = self._pool.try_acquire(comp, True)
+            if allot is None:
+                self._eager_queue.append(node)
+                return 0
+        node.allot, node.after, node.eager = allot, after, True
+        return self._mark_running(node, now)
+
     def _launch(self, node: _Node, attempt: int) -> None:
+        self._submit_attempt(node, attempt)
+        if not self._eager or not node.dependents:
+            return
+        # Its dependents may now go to the engine behind it (iteratively: a chain of
+        # them is handed over in one go, as far as CPU slots allow).
+        work = [node]
+        while work:
+            n = work.pop()
+            if n.inner is None or not n.dependents:
+                continue
+            launch = []
+            with self._lock:
+                now = time.time()
+                for d in n.dependents:
+                    a = self._eager_locked(d, now)
+                    if a:
+                        launch.append((d, a))
+            for d, a in launch:
+                self._submit_attempt(d, a)
+                work.append(d)
+
+    def _submit_attempt(self, node: _Node, attempt: int) -> None:
         comp, allot = node.comp, node.allot
-        env = dict(comp.env_vars)
+        env = dict(comp.env_vars) if comp.env_vars else {}
         if allot.gpus:
             env.update(allot.env(self._pool.gpu_var))
         carrier: dict = {}
@@ -335,7 +505,13 @@ class Scheduler:
             node.record.ready or 0.0,
         )
         try:
-            inner = self.executor.submit(run_task, spec)
+            if node.after is not None:
+                after, node.after = node.after, None
+                inner = self.executor.submit_after(run_task, spec, after=after)
+            elif self._inline:
+                inner = self.executor.submit(self._run_here, node, attempt, spec)
+            else:
+                inner = self.executor.submit(run_task, spec)
         except BaseException as exc:
             self._attempt_failed(node, attempt, exc)
             return
@@ -345,32 +521,66 @@ class Scheduler:
             # scheduler's deadline is the backstop for that one.
             grace = 5.0 if comp.type == "remote" else 0.0
             self._deadlines.add(time.monotonic() + comp.timeout + grace, node, attempt)
-        inner.add_done_callback(
-            lambda f, node=node, attempt=attempt: self._on_done(node, attempt, f)
-        )
+        if not self._inline:
+            inner.add_done_callback(
+                lambda f, node=node, attempt=attempt: self._on_done(node, attempt, f)
+            )
+
+    def _run_here(self, node: _Node, attempt: int, spec: TaskSpec) -> None:
+        """Run and settle one attempt in a worker thread of this process."""
+        try:
+            out = run_task(spec)
+        except BaseException as exc:
+            out, failed = exc, True
+        else:
+            failed = False
+        try:
+            if failed:
+                self._attempt_failed(node, attempt, out)
+            else:
+                self._settle_outcome(node, attempt, out)
+        except BaseException as exc:  # a bug here must fail the component, never hang it
+            self._internal_error(node, exc)
+            raise
 
     # -- completion -------------------------------------------------------------------
     def _on_done(self, node: _Node, attempt: int, inner: Future) -> None:
         try:
             self._settle(node, attempt, inner)
         except BaseException as exc:  # a bug here must fail the component, never hang it
-            self._finish(
-                node,
-                FAILED,
-                error=RuntimeError(
-                    f"simai.orchestrator internal error while settling {node.record.name!r}: {exc!r}"
-                ),
-            )
+            self._internal_error(node, exc)
             raise
+
+    def _internal_error(self, node: _Node, exc: BaseException) -> None:
+        self._finish(
+            node,
+            FAILED,
+            error=RuntimeError(
+                f"simai.orchestrator internal error while settling {node.record.name!r}: {exc!r}"
+            ),
+        )
 
     def _settle(self, node: _Node, attempt: int, inner: Future) -> None:
         if node.attempt != attempt or node.record.status != RUNNING:
             return  # a timed-out or superseded attempt finishing late
+        if node.eager:
+            with self._lock:
+                if node.waiting > 0 and node.record.status == RUNNING:
+                    # The engine finished it before the orchestrator settled all of its
+                    # dependencies: decide once they are (a failed one fails it with
+                    # DependencyFailed, whatever error the engine propagated).
+                    node.parked = inner
+                    return
         try:
             out = inner.result()
         except BaseException as exc:  # the attempt failed (or was cancelled)
             self._attempt_failed(node, attempt, exc)
             return
+        self._settle_outcome(node, attempt, out)
+
+    def _settle_outcome(self, node: _Node, attempt: int, out: Any) -> None:
+        if node.attempt != attempt or node.record.status != RUNNING:
+            return  # a timed-out or superseded attempt finishing late
         if isinstance(out, tuple) and len(out) == 5 and out[0] == "simai-outcome":
             _, value, started, ended, _pid = out
         else:  # an executor that wraps results itself
@@ -437,6 +647,7 @@ class Scheduler:
             node, status, result, error, started, ended, attempt = work.pop()
             ready: list[_Node] = []
             launch: list[tuple[_Node, int]] = []
+            unpark: list[tuple[_Node, Future]] = []
             with self._lock:
                 rec = node.record
                 if rec.status in _FINISHED or (attempt is not None and node.attempt != attempt):
@@ -453,9 +664,16 @@ class Scheduler:
                     rec.error_type = type(error).__name__ if error is not None else None
                     rec.root_cause = getattr(error, "root_cause", None) or rec.name
                 if node.allot is not None:
-                    self._pool.release(node.allot)
-                    node.allot = None
-                    ready.extend(self._drain_resource_queue())
+                    # A shared slot goes back to the pool when the second of the two
+                    # sharing it finishes.
+                    if node.lent_to is not None and node.lent_to.record.status not in _FINISHED:
+                        node.lent_to.lender = None
+                    elif node.lender is not None and node.lender.record.status not in _FINISHED:
+                        node.lender.lent_to = None
+                    else:
+                        self._pool.release(node.allot)
+                        ready.extend(self._drain_resource_queue())
+                    node.allot = node.lender = node.lent_to = None
                 dependents, node.dependents = node.dependents, []
                 self._live.pop(rec.name, None)
                 for dep in dependents:
@@ -464,7 +682,13 @@ class Scheduler:
                     if status == SUCCEEDED:
                         dep.waiting -= 1
                         if dep.waiting == 0:
-                            ready.append(dep)
+                            if dep.eager:  # already with the engine
+                                dep.record.ready = now
+                                if dep.parked is not None:
+                                    unpark.append((dep, dep.parked))
+                                    dep.parked = None
+                            else:
+                                ready.append(dep)
                     else:
                         work.append(
                             (
@@ -478,10 +702,18 @@ class Scheduler:
                             )
                         )
                 fut, node.comp, node.inner = node.future, None, None
+                node.after = node.parked = None
                 for r in ready:
                     attempt_r = self._ready_locked(r, now)
                     if attempt_r:
                         launch.append((r, attempt_r))
+                for _ in range(len(self._eager_queue)):
+                    if self._pool.free[0] == 0:
+                        break
+                    e = self._eager_queue.popleft()
+                    attempt_e = self._eager_locked(e, now)
+                    if attempt_e:
+                        launch.append((e, attempt_e))
                 if not self._live:
                     self._idle.notify_all()
             if status == SUCCEEDED:
@@ -493,27 +725,29 @@ class Scheduler:
                 fut.set_exception(error)
             for r, attempt_r in launch:
                 self._launch(r, attempt_r)
+            for r, parked in unpark:
+                self._on_done(r, r.attempt, parked)
 
     def _drain_resource_queue(self) -> list[_Node]:
         """Nodes from the resource queue that fit now (first fit, in arrival order)."""
-        if not self._resource_queue:
-            return []
-        out, keep = [], deque()
-        while self._resource_queue:
-            if self._pool.free == (0, 0):
-                keep.extend(self._resource_queue)
-                self._resource_queue.clear()
-                break
-            node = self._resource_queue.popleft()
+        queue = self._resource_queue
+        out: list[_Node] = []
+        skipped: list[_Node] = []
+        # Stop as soon as nothing is free: the rest of the queue stays where it is (the
+        # common case is one slot freed, one node taken; copying the queue each time made
+        # a long queue quadratic).
+        while queue and self._pool.free != (0, 0):
+            node = queue.popleft()
             if node.record.status != PENDING:
                 continue
             allot = self._pool.try_acquire(node.comp, self._local_slots(node.comp))
             if allot is None:
-                keep.append(node)
+                skipped.append(node)
             else:
                 node.allot = allot
                 out.append(node)
-        self._resource_queue = keep
+        if skipped:
+            queue.extendleft(reversed(skipped))
         return out
 
     def _event(self, what: str, node: _Node, **attrs: Any) -> None:
@@ -556,6 +790,7 @@ class Scheduler:
             self._stopped = True
             waiting = [n for n in self._live.values() if n.record.status == PENDING]
             self._resource_queue.clear()
+            self._eager_queue.clear()
         if cancel:
             for node in waiting:
                 self._finish(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import insort
 from dataclasses import dataclass
 
 from simai.orchestrator.component import WorkflowComponent
@@ -44,6 +45,13 @@ class ResourcePool:
 
     def check(self, comp: WorkflowComponent, local_slots: bool = True) -> None:
         """Raise ValueError at submit time when the request can never be met."""
+        if (
+            comp.cpu_affinity is None
+            and comp.gpu_affinity is None
+            and comp.num_gpus_per_process == 0
+            and comp.nnodes * comp.ppn <= self.ncpus
+        ):
+            return  # the common request (one slot, no GPU): nothing can be wrong with it
         sysname = self.system.name
         if local_slots and comp.cpus_requested > self.ncpus:
             raise ValueError(
@@ -74,6 +82,22 @@ class ResourcePool:
                 )
 
     def try_acquire(self, comp: WorkflowComponent, local_slots: bool = True) -> Allotment | None:
+        if (
+            local_slots
+            and comp.nnodes == 1
+            and comp.ppn == 1
+            and comp.cpu_affinity is None
+            and comp.gpu_affinity is None
+            and comp.num_gpus_per_process == 0
+        ):
+            # The common request, one CPU slot and no GPU: no set arithmetic, no sorting.
+            if not self._free_cpus:
+                return None
+            slot = self._free_cpus.pop(0)
+            pin = None
+            if self._cpu_ids is not None and self.system.pin_cpus:
+                pin = (self._cpu_ids[slot],)
+            return Allotment((slot,), (), pin)
         ncpu = comp.cpus_requested if local_slots else 0
         ngpu = comp.gpus_requested
         if ncpu == 0 and ngpu == 0:
@@ -111,6 +135,9 @@ class ResourcePool:
 
     def release(self, allot: Allotment) -> None:
         if allot is EMPTY:
+            return
+        if len(allot.cpu_slots) == 1 and not allot.gpus:
+            insort(self._free_cpus, allot.cpu_slots[0])
             return
         if allot.cpu_slots:
             self._free_cpus.extend(allot.cpu_slots)

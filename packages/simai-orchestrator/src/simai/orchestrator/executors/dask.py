@@ -32,6 +32,12 @@ def _settle_outbox(outbox: queue.SimpleQueue) -> None:
             out.set_exception(value)
 
 
+def _run_after(fn, args, kwargs, *_done):
+    # ``_done`` are the dependencies' results: Dask passes them once they exist, which is
+    # the point; the component does not see them.
+    return fn(*args, **kwargs)
+
+
 class DaskExecutor(Executor):
     """Submits through a ``distributed.Client``; closes only the cluster it started."""
 
@@ -64,10 +70,21 @@ class DaskExecutor(Executor):
         self._settler.start()
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
+        return self._submit(fn, args, kwargs, ())
+
+    def submit_after(self, fn, /, *args, after=(), **kwargs) -> Future:
+        """`EngineDependencies`: the Dask scheduler starts ``fn`` when ``after`` are done."""
+        deps = tuple(f._simai_engine_future for f in after)
+        return self._submit(fn, args, kwargs, deps)
+
+    def _submit(self, fn, args, kwargs, deps) -> Future:
         if self._closed:
             raise RuntimeError("cannot submit after shutdown")
         out: Future = Future()
-        dfut = self.client.submit(fn, *args, pure=False, **kwargs)
+        if deps:
+            dfut = self.client.submit(_run_after, fn, args, kwargs, *deps, pure=False)
+        else:
+            dfut = self.client.submit(fn, *args, pure=False, **kwargs)
         out._simai_engine_future = dfut  # type: ignore[attr-defined]
 
         # Await the result inside the client's event loop, then hand it to one settling
