@@ -271,6 +271,13 @@ def bench_executor(name: str, n_chain: int, n_tasks: int, rounds: int, quick: bo
         ours_chain(orch, min(20, n_chain), "warm")
         hop_ours = statistics.median(ours_chain(orch, n_chain, f"c{r}") for r in range(rounds))
         hop_raw = statistics.median(raw.chain(n_chain) for _ in range(rounds))
+        hop_ordinary = None
+        if orch._scheduler._eager:  # the same chain with engine-side dependencies off
+            orch._scheduler._eager = False
+            hop_ordinary = statistics.median(
+                ours_chain(orch, n_chain, f"o{r}") for r in range(rounds)
+            )
+            orch._scheduler._eager = True
         tp_ours = statistics.median(ours_throughput(orch, n_tasks, f"t{r}") for r in range(rounds))
         tp_raw = statistics.median(raw.throughput(n_tasks) for _ in range(rounds))
         hop_loop = statistics.median(raw.chain_loop(n_chain) for _ in range(rounds))
@@ -312,6 +319,16 @@ def bench_executor(name: str, n_chain: int, n_tasks: int, rounds: int, quick: bo
             met=(hop_ours / hop_loop <= target) if target else None,
         )
     )
+    if hop_ordinary is not None:
+        out.append(
+            Result(
+                SUITE,
+                f"{name}: chain hop, engine-side dependencies off",
+                hop_ordinary,
+                hop_raw,
+                raw_name + " (engine-side deps)",
+            )
+        )
     tp = Result(
         SUITE,
         f"{name}: throughput ({n_tasks} no-op)",

@@ -28,7 +28,9 @@ JUNK = st.one_of(
     st.text(max_size=12),
     st.sampled_from(["", " ", "yes", "1e3", "-1", "0", "cpu", "cuda:0", "../x", "a\x00b"]),
     st.lists(st.one_of(st.integers(-3, 40), st.text(max_size=4), st.none()), max_size=3),
-    st.dictionaries(st.text(max_size=4), st.one_of(st.integers(-3, 9), st.text(max_size=3)), max_size=2),
+    st.dictionaries(
+        st.text(max_size=4), st.one_of(st.integers(-3, 9), st.text(max_size=3)), max_size=2
+    ),
 )
 
 
@@ -115,8 +117,11 @@ def _equivalent(value: Any, default: Any) -> bool:
     if value is None and isinstance(default, (list, tuple, dict)):
         return not default  # None for "none of these" (WorkflowComponent dependencies)
     if isinstance(value, str) and isinstance(default, bool):
-        return value.strip().lower() in (("1", "yes", "true", "on", "t", "y") if default
-                                         else ("0", "no", "false", "off", "f", "n"))
+        return value.strip().lower() in (
+            ("1", "yes", "true", "on", "t", "y")
+            if default
+            else ("0", "no", "false", "off", "f", "n")
+        )
     if isinstance(value, (str, int, float)) and isinstance(default, (int, float)):
         try:
             return math.isclose(float(value), float(default))
@@ -146,21 +151,31 @@ def test_every_config_model_names_a_bad_field_and_never_crashes_or_defaults(mode
     try:
         obj = cls(**{**base, field: value})
     except pydantic.ValidationError as exc:
-        assert _names_field(exc, field, value), f"{model}.{field}={value!r}: error does not name it:\n{exc}"
+        assert _names_field(exc, field, value), (
+            f"{model}.{field}={value!r}: error does not name it:\n{exc}"
+        )
         return
     # Accepted: what the user gave must be what the model holds, not the default back.
     got = getattr(obj, field)
     default = _default(cls, field)
     if got == default and default is not None:
         assert _equivalent(value, default), (
-            f"{model}.{field}={value!r} was silently replaced by the default {default!r}")
+            f"{model}.{field}={value!r} was silently replaced by the default {default!r}"
+        )
 
 
 def test_every_layer_has_its_models_in_the_property_above():
     layers = {m.split(".", 1)[0] for m in MODELS}
     assert layers == {"datastore", "orchestrator", "executor", "components", "bench"}
-    assert {"executor.thread-pool", "executor.process-pool", "executor.dask", "executor.ray",
-            "executor.parsl-local", "executor.parsl-htex", "executor.dragon"} <= set(MODELS)
+    assert {
+        "executor.thread-pool",
+        "executor.process-pool",
+        "executor.dask",
+        "executor.ray",
+        "executor.parsl-local",
+        "executor.parsl-htex",
+        "executor.dragon",
+    } <= set(MODELS)
 
 
 # --------------------------------------------------------------------------- kernel options
@@ -176,8 +191,11 @@ SMALL_SIZE = st.one_of(
 
 
 @settings(max_examples=150, deadline=None)
-@given(kernel=st.sampled_from(KERNELS), arg=st.sampled_from(["device", "data_size", "dtype", "option"]),
-       data=st.data())
+@given(
+    kernel=st.sampled_from(KERNELS),
+    arg=st.sampled_from(["device", "data_size", "dtype", "option"]),
+    data=st.data(),
+)
 def test_kernel_arguments_are_validated_naming_what_is_wrong(kernel, arg, data):
     from simai.kernels import get_kernel
 
@@ -187,7 +205,9 @@ def test_kernel_arguments_are_validated_naming_what_is_wrong(kernel, arg, data):
         value = data.draw(SMALL_SIZE, label="data_size")
         kwargs["data_size"] = value
     elif arg == "option":
-        name = data.draw(st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=10), label="option")
+        name = data.draw(
+            st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=10), label="option"
+        )
         if name in k.options:
             return
         value = data.draw(JUNK, label="value")
@@ -203,7 +223,8 @@ def test_kernel_arguments_are_validated_naming_what_is_wrong(kernel, arg, data):
         if isinstance(exc, ImportError):  # a real device whose library is absent here
             assert arg == "device" and "pip install" in msg, msg
         assert arg in msg or repr(value) in msg or str(value) in msg, (
-            f"{kernel}({arg}={value!r}) -> {type(exc).__name__}: {msg}")
+            f"{kernel}({arg}={value!r}) -> {type(exc).__name__}: {msg}"
+        )
         return
     assert timing.host_dt >= 0 if hasattr(timing, "host_dt") else timing[0] >= 0
     assert arg in ("device", "data_size", "dtype"), f"{kernel} accepted unknown option {arg!r}"
@@ -244,9 +265,12 @@ def test_workflow_yaml_rejects_junk_naming_the_field(place, data, tmp_path_facto
     from simai.bench.config import WorkflowFileError, load_workflow_spec
 
     cls, _ = MODELS[PLACES[place]]
-    field = data.draw(st.sampled_from([f for f in _fields(cls) if f not in ("name", "options")]),
-                      label="field")
-    value = data.draw(JUNK.filter(lambda v: not (isinstance(v, str) and "\x00" in v)), label="value")
+    field = data.draw(
+        st.sampled_from([f for f in _fields(cls) if f not in ("name", "options")]), label="field"
+    )
+    value = data.draw(
+        JUNK.filter(lambda v: not (isinstance(v, str) and "\x00" in v)), label="value"
+    )
     doc = copy.deepcopy(WF)
     node = doc
     for part in place:
@@ -350,7 +374,9 @@ UNKNOWN = [
 ]
 
 
-@pytest.mark.parametrize(("where", "make", "typo", "suggestion"), UNKNOWN, ids=[u[0] for u in UNKNOWN])
+@pytest.mark.parametrize(
+    ("where", "make", "typo", "suggestion"), UNKNOWN, ids=[u[0] for u in UNKNOWN]
+)
 def test_unknown_names_list_close_matches_in_every_layer(where, make, typo, suggestion):
     with pytest.raises(ValueError) as info:
         make(typo)
@@ -359,10 +385,12 @@ def test_unknown_names_list_close_matches_in_every_layer(where, make, typo, sugg
 
 def test_cli_reports_an_unknown_model_type_before_running_anything(cli, tmp_path):
     wf = tmp_path / "wf.yaml"
-    wf.write_text(textwrap.dedent("""
+    wf.write_text(
+        textwrap.dedent("""
         components:
           - {name: train, ai: {model_type: feedforwrd}}
-    """))
+    """)
+    )
     out = cli.run("run", str(wf), "--out", str(tmp_path / "run"))
     assert out.returncode != 0
     assert "components[0].ai.model_type" in out.stderr + out.stdout

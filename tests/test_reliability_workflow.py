@@ -61,7 +61,9 @@ def read_n(server_info, n, prefix="k", timeout=1.0):
 
 
 def _workflow(executor: str, name: str) -> Workflow:
-    return Workflow(OrchestratorConfig(name=executor, max_workers=2), SystemConfig(ncpus=4), name=name)
+    return Workflow(
+        OrchestratorConfig(name=executor, max_workers=2), SystemConfig(ncpus=4), name=name
+    )
 
 
 @pytest.mark.redis
@@ -90,7 +92,9 @@ def test_redis_killed_mid_workflow_fails_the_components_and_restarts(executor, t
         assert not sm.is_running()
         assert sm.restart_server() == info
         again = _workflow(executor, "after-restart")
-        again.register_component("sim", produce, args={"server_info": info, "steps": 20, "period": 0})
+        again.register_component(
+            "sim", produce, args={"server_info": info, "steps": 20, "period": 0}
+        )
         again.register_component("train", consume, args={"server_info": info, "steps": 20})
         again.register_component("post", analyse, args={"n": 20}, dependencies=["train"])
         result = again.launch(timeout=NO_HANG_S, run_dir=tmp_path / "again")
@@ -104,28 +108,61 @@ def test_a_workflow_under_injected_faults_is_reported_not_hung(executor, tmp_pat
         info = sm.get_server_info()
         w = _workflow(executor, "faulty")
         # a lossy link: every write "succeeds" and is lost; the reader must time out naming the key
-        w.register_component("lossy-writer", write_n, args={"server_info": faults.inject(info, drop=1.0), "n": 3, "prefix": "lost"})
-        w.register_component("starved-reader", read_n, args={"server_info": info, "n": 3, "prefix": "lost", "timeout": 0.5},
-                             dependencies=["lossy-writer"])
+        w.register_component(
+            "lossy-writer",
+            write_n,
+            args={"server_info": faults.inject(info, drop=1.0), "n": 3, "prefix": "lost"},
+        )
+        w.register_component(
+            "starved-reader",
+            read_n,
+            args={"server_info": info, "n": 3, "prefix": "lost", "timeout": 0.5},
+            dependencies=["lossy-writer"],
+        )
         # a store that is down, and one that dies after three operations
-        w.register_component("down", write_n, args={"server_info": faults.inject(info, fail=1.0), "n": 1})
+        w.register_component(
+            "down", write_n, args={"server_info": faults.inject(info, fail=1.0), "n": 1}
+        )
         w.register_component("after-down", analyse, dependencies=["down"])
-        w.register_component("dying", write_n, args={"server_info": faults.inject(info, fail_after=3), "n": 10})
+        w.register_component(
+            "dying", write_n, args={"server_info": faults.inject(info, fail_after=3), "n": 10}
+        )
         # slow but working: succeeds; too slow for its timeout: failed as a timeout
-        w.register_component("slow", write_n, args={"server_info": faults.inject(info, delay=0.02), "n": 5, "prefix": "s"})
-        w.register_component("slow-reader", read_n, args={"server_info": info, "n": 5, "prefix": "s"}, dependencies=["slow"])
-        w.register_component("too-slow", write_n, args={"server_info": faults.inject(info, delay=0.4), "n": 3, "prefix": "t"},
-                             timeout=0.3)
+        w.register_component(
+            "slow",
+            write_n,
+            args={"server_info": faults.inject(info, delay=0.02), "n": 5, "prefix": "s"},
+        )
+        w.register_component(
+            "slow-reader",
+            read_n,
+            args={"server_info": info, "n": 5, "prefix": "s"},
+            dependencies=["slow"],
+        )
+        w.register_component(
+            "too-slow",
+            write_n,
+            args={"server_info": faults.inject(info, delay=0.4), "n": 3, "prefix": "t"},
+            timeout=0.3,
+        )
         launch = w.launch_async(run_dir=tmp_path / "run")
         result = launch.result(timeout=NO_HANG_S)
 
     status = {c.name: c.status for c in result}
     assert status == {
-        "lossy-writer": "succeeded", "starved-reader": "failed", "down": "failed",
-        "after-down": "failed", "dying": "failed", "slow": "succeeded",
-        "slow-reader": "succeeded", "too-slow": "failed",
+        "lossy-writer": "succeeded",
+        "starved-reader": "failed",
+        "down": "failed",
+        "after-down": "failed",
+        "dying": "failed",
+        "slow": "succeeded",
+        "slow-reader": "succeeded",
+        "too-slow": "failed",
     }, {c.name: c.error for c in result}
-    assert "StagedDataTimeout" in result["starved-reader"].error and "'lost/0'" in result["starved-reader"].error
+    assert (
+        "StagedDataTimeout" in result["starved-reader"].error
+        and "'lost/0'" in result["starved-reader"].error
+    )
     assert "injected fault" in result["down"].error
     assert "down" in result["after-down"].error
     assert "injected fault: backend is down" in result["dying"].error
@@ -139,9 +176,13 @@ def sleep_for(s):
     return s
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known defect (reported, issue 8): Orchestrator.stop() waits for a component that has "
-    "already failed its timeout, so a stuck local component keeps launch() from returning"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "known defect (reported, issue 8): Orchestrator.stop() waits for a component that has "
+        "already failed its timeout, so a stuck local component keeps launch() from returning"
+    ),
+)
 @pytest.mark.parametrize("executor", ["process-pool"])
 def test_a_timed_out_local_component_does_not_hold_the_launch(executor, tmp_path):
     w = _workflow(executor, "stuck")

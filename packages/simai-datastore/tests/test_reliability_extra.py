@@ -99,11 +99,21 @@ def test_8_writers_x_1000_keys_2_readers_nothing_lost_corrupt_or_partial(load_se
     for n, order in enumerate((keys, keys[::-1])):  # one in write order, one against it
         plan = tmp_path / f"reader{n}.json"
         plan.write_text(json.dumps([order, expected]))
-        readers.append(subprocess.Popen([*py, _READER, info, str(plan)], stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True))
+        readers.append(
+            subprocess.Popen(
+                [*py, _READER, info, str(plan)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     writers = [
-        subprocess.Popen([*py, _WRITER, info, str(w), str(N_KEYS), str(MAX_BYTES)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [*py, _WRITER, info, str(w), str(N_KEYS), str(MAX_BYTES)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for w in range(N_WRITERS)
     ]
     written = {}
@@ -129,10 +139,36 @@ def test_8_writers_x_1000_keys_2_readers_nothing_lost_corrupt_or_partial(load_se
 
 # ---------------------------------------------------------------- hostile keys, backend vs backend
 HOSTILE = [
-    "/", "//", "..", ".", "../../etc/x", "a/../b", "a/b", "a//b", "a/b/", "/a/b", "./a/b",
-    "C:\\x", "%2e%2e/x", "a%2Fb", "~", "ключ-🔑", "e\u0301", "\u00e9", " ", "\t", "\n",
-    "k" * 1024, "é" * 512, "🔑" * 256,
-    "", "nul\x00byte", "k" * 1025, "é" * 513, "🔑" * 257, "\udc80",
+    "/",
+    "//",
+    "..",
+    ".",
+    "../../etc/x",
+    "a/../b",
+    "a/b",
+    "a//b",
+    "a/b/",
+    "/a/b",
+    "./a/b",
+    "C:\\x",
+    "%2e%2e/x",
+    "a%2Fb",
+    "~",
+    "ключ-🔑",
+    "e\u0301",
+    "\u00e9",
+    " ",
+    "\t",
+    "\n",
+    "k" * 1024,
+    "é" * 512,
+    "🔑" * 256,
+    "",
+    "nul\x00byte",
+    "k" * 1025,
+    "é" * 513,
+    "🔑" * 257,
+    "\udc80",
 ]
 REJECTED = {"", "nul\x00byte", "k" * 1025, "é" * 513, "🔑" * 257, "\udc80"}
 
@@ -167,13 +203,28 @@ def every_backend(tmp_path, request):
         managers.append(sm)
         return sm.start_server()
 
-    fs = start("fs", server_registry.create_config("filesystem", server_address=str(tmp_path / "fs")))
+    fs = start(
+        "fs", server_registry.create_config("filesystem", server_address=str(tmp_path / "fs"))
+    )
     stores["filesystem"] = DataStore("k", server_info=fs)
-    stores["node-local"] = DataStore("k", server_info=start("nl", server_registry.create_config("node-local")))
-    stores["daos-posix"] = DataStore("k", server_info=start(
-        "daos", server_registry.create_config("daos", server_address=str(tmp_path / "dfuse"))))
-    stores["faults(filesystem)"] = DataStore("k", server_info=faults.inject(
-        start("fs2", server_registry.create_config("filesystem", server_address=str(tmp_path / "fs2")))))
+    stores["node-local"] = DataStore(
+        "k", server_info=start("nl", server_registry.create_config("node-local"))
+    )
+    stores["daos-posix"] = DataStore(
+        "k",
+        server_info=start(
+            "daos", server_registry.create_config("daos", server_address=str(tmp_path / "dfuse"))
+        ),
+    )
+    stores["faults(filesystem)"] = DataStore(
+        "k",
+        server_info=faults.inject(
+            start(
+                "fs2",
+                server_registry.create_config("filesystem", server_address=str(tmp_path / "fs2")),
+            )
+        ),
+    )
     (tmp_path / "url").mkdir()
     stores["file:// url"] = DataStore.from_url(f"file://{tmp_path / 'url'}")
     for fixture in ("redis_standalone", "redis_cluster"):
@@ -200,7 +251,9 @@ def test_hostile_keys_have_the_same_outcome_on_every_backend(every_backend, tmp_
     table = {name: _outcomes(ds) for name, ds in every_backend.items() if isinstance(ds, DataStore)}
     assert {"filesystem", "node-local", "redis_standalone", "redis_cluster"} <= set(table)
     want = {k: "rejected" if k in REJECTED else "stored" for k in HOSTILE}
-    differing = {name: {k: v for k, v in got.items() if v != want[k]} for name, got in table.items()}
+    differing = {
+        name: {k: v for k, v in got.items() if v != want[k]} for name, got in table.items()
+    }
     assert not any(differing.values()), json.dumps(differing, ensure_ascii=True, indent=1)
     assert set(os.listdir(tmp_path.parent)) == before  # nothing escaped the staging directories
     for root in ("fs", "fs2", "dfuse", "url"):
@@ -240,7 +293,7 @@ def _wrong_password_fails_clearly(info: dict) -> None:
     with pytest.raises(BackendUnavailableError, match="authentication failed"):
         DataStore("intruder", server_info=bad).stage_read("k", timeout=1)
     missing = {**info, "config": {**info["config"], "password": None}}
-    with pytest.raises(BackendUnavailableError, match="authentication|password|NOAUTH"):
+    with pytest.raises(BackendUnavailableError, match=r"authentication|password|NOAUTH"):
         DataStore("anonymous", server_info=missing).stage_write("k", 1)
 
 
@@ -250,9 +303,14 @@ def test_a_wrong_or_missing_password_fails_clearly_on_sharded_redis(redis_sharde
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "known defect (reported, issue 8): backends/redis.py lets redis-py's RedisClusterException "
-    "('invalid username-password pair') escape instead of BackendUnavailableError"))
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=(
+        "known defect (reported, issue 8): backends/redis.py lets redis-py's RedisClusterException "
+        "('invalid username-password pair') escape instead of BackendUnavailableError"
+    ),
+)
 def test_a_wrong_or_missing_password_fails_clearly_on_a_redis_cluster(redis_cluster):
     try:
         _wrong_password_fails_clearly(redis_cluster)
@@ -341,11 +399,17 @@ def test_a_planted_pickle_is_refused_by_the_dragon_backend(tmp_path):
     script.write_text(_DRAGON_PICKLE)
     marker = tmp_path / "pwned"
     env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
-    proc = subprocess.run([exe, str(script), str(marker)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [exe, str(script), str(marker)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert lines, f"exit {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
-    assert json.loads(lines[-1][len("RESULT "):]) == {
+    assert json.loads(lines[-1][len("RESULT ") :]) == {
         "raw": "CorruptValueError: 'raw' in message: True",
         "framed": "PickleNotAllowedError: 'framed' in message: True",
         "marker": False,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, NonNegativeInt, field_validator, model_validator
@@ -58,7 +58,7 @@ class WorkflowComponent:
     @classmethod
     def _gpu_ids_as_str(cls, v: Any) -> Any:
         # GPU ids may be "0", 0 or Intel tiles "0.1"; keep one spelling.
-        if not isinstance(v, (list, tuple)):
+        if not isinstance(v, Iterable) or isinstance(v, (str, bytes, Mapping)):
             return v  # pydantic rejects it, naming the field
         return [str(x) for x in v]
 
@@ -77,7 +77,7 @@ class WorkflowComponent:
             return [v]
         if v is None:
             return []
-        if not isinstance(v, (list, tuple, set, frozenset)):
+        if not isinstance(v, Iterable) or isinstance(v, (bytes, Mapping)):
             return v  # pydantic rejects it, naming the field
         return [getattr(d, "name", d) for d in v]
 
