@@ -303,21 +303,8 @@ def test_a_wrong_or_missing_password_fails_clearly_on_sharded_redis(redis_sharde
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "known defect (reported, issue 8): backends/redis.py lets redis-py's RedisClusterException "
-        "('invalid username-password pair') escape instead of BackendUnavailableError"
-    ),
-)
 def test_a_wrong_or_missing_password_fails_clearly_on_a_redis_cluster(redis_cluster):
-    try:
-        _wrong_password_fails_clearly(redis_cluster)
-    except BackendUnavailableError:
-        raise
-    except Exception as exc:
-        raise AssertionError(f"{type(exc).__name__}: {exc}") from exc
+    _wrong_password_fails_clearly(redis_cluster)
 
 
 @pytest.mark.redis

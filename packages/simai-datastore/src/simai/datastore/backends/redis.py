@@ -67,7 +67,8 @@ class _Translate:
         return None
 
     def __exit__(self, et, exc, tb) -> bool:
-        if exc is not None and isinstance(exc, self._t._r.exceptions.RedisError):
+        e = self._t._r.exceptions
+        if exc is not None and isinstance(exc, (e.RedisError, e.RedisClusterException)):
             new = self._t._translate(exc)
             if new is not exc:
                 raise new from exc
@@ -105,7 +106,9 @@ class RedisTransport:
                 self._clients = [
                     RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in addrs], **kw)
                 ]
-            except redis.exceptions.RedisError as exc:
+            # RedisClusterException is not a RedisError: it carries the start-up
+            # failures (unreachable nodes, a refused password) of a cluster client.
+            except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as exc:
                 raise self._translate(exc) from exc
         else:
             self._clients = [redis.Redis(host=h, port=p, **kw) for h, p in addrs]
@@ -172,12 +175,17 @@ class RedisTransport:
             isinstance(exc, e.AuthenticationError)
             or "WRONGPASS" in str(exc)
             or "NOAUTH" in str(exc)
+            or "username-password" in str(exc)  # cluster client, wrong password
+            or "already authenticated" in str(exc)  # cluster client, no password (HELLO)
         ):
             return BackendUnavailableError(
                 f"redis at {self._where()}: authentication failed (wrong or missing password): {exc}"
             )
         if (
-            isinstance(exc, (e.ConnectionError, e.TimeoutError, e.ClusterDownError))
+            isinstance(
+                exc,
+                (e.ConnectionError, e.TimeoutError, e.ClusterDownError, e.RedisClusterException),
+            )
             or "ClusterDown" in type(exc).__name__
         ):
             return BackendUnavailableError(
