@@ -31,6 +31,9 @@ def detect_gpu_visibility_var() -> str:
     return "CUDA_VISIBLE_DEVICES"
 
 
+MAX_SLOTS = 65_536
+
+
 class SystemConfig(BaseModel):
     """The resources the orchestrator hands out to components.
 
@@ -42,8 +45,10 @@ class SystemConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = "local"
-    ncpus: int | None = Field(default=None, ge=1)
-    ngpus: int | None = Field(default=None, ge=0)
+    # Bounded: the slots are real per-id bookkeeping, and a node with more than 65,536
+    # CPUs or GPUs is a typo, not a machine (an unbounded value exhausted memory).
+    ncpus: int | None = Field(default=None, ge=1, le=MAX_SLOTS)
+    ngpus: int | None = Field(default=None, ge=0, le=MAX_SLOTS)
     cpus: list[NonNegativeInt] | None = None
     gpus: list[str] | None = None
     pin_cpus: bool = True
