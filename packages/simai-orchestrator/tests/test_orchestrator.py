@@ -334,3 +334,30 @@ def test_component_span_is_emitted(monkeypatch):
     assert [e.name for e in spans["spanned"].events] == ["submitted", "ready", "started", "done"]
     wf = next(s for s in exporter.get_finished_spans() if s.name == "workflow")
     assert spans["spanned"].context.trace_id == wf.context.trace_id
+
+
+def test_pool_shut_down_under_the_orchestrator_fails_queued_components():
+    # thread-pool components are settled by the worker thread itself; one the pool
+    # cancels before it runs must still be reported, never left running forever.
+    from concurrent.futures import ThreadPoolExecutor
+
+    started, gate = threading.Event(), threading.Event()
+
+    def hold():
+        started.set()
+        return gate.wait(30)
+
+    pool = ThreadPoolExecutor(1)
+    orch = Orchestrator(SystemConfig(ncpus=2), pool)  # a ready executor: not owned
+    c = orch.start()
+    first = c.submit(WorkflowComponent("first", hold))
+    assert started.wait(30)  # the pool's one thread is busy: "queued" stays queued
+    queued = c.submit(WorkflowComponent("queued", hold))
+    pool.shutdown(wait=False, cancel_futures=True)
+    gate.set()
+    report = orch.wait(timeout=30)
+    assert report.done
+    assert first.result(timeout=10) is True
+    assert report.records["queued"].status == "failed"
+    assert "cancelled" in str(queued.exception(timeout=10))
+    orch.stop()

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import deque
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -521,9 +521,21 @@ class Scheduler:
             # scheduler's deadline is the backstop for that one.
             grace = 5.0 if comp.type == "remote" else 0.0
             self._deadlines.add(time.monotonic() + comp.timeout + grace, node, attempt)
-        if not self._inline:
+        if not self._inline or node.eager:
             inner.add_done_callback(
                 lambda f, node=node, attempt=attempt: self._on_done(node, attempt, f)
+            )
+        else:
+            # Settled by the worker itself; only a pool shut down under it (cancelling
+            # queued work) is reported through the Future.
+            inner._simai_attempt = (node, attempt)  # type: ignore[attr-defined]
+            inner.add_done_callback(self._inline_cancelled)
+
+    def _inline_cancelled(self, inner: Future) -> None:
+        if inner.cancelled():
+            node, attempt = inner._simai_attempt  # type: ignore[attr-defined]
+            self._attempt_failed(
+                node, attempt, CancelledError("the thread pool cancelled it before it ran")
             )
 
     def _run_here(self, node: _Node, attempt: int, spec: TaskSpec) -> None:

@@ -32,9 +32,9 @@ class EngineDependencies(Protocol):
     ``after`` holds Futures that this executor's own ``submit``/``submit_after`` returned
     and that have not necessarily finished. The engine starts ``fn(*args, **kwargs)``
     the moment all of them have succeeded, without a round trip to the orchestrator
-    (Dask futures or Ray ObjectRefs passed as task arguments). When one of them fails,
-    the returned Future fails too; the orchestrator then reports the dependent with
-    `DependencyFailed` naming the root cause, as on the ordinary path.
+    (Dask futures, Ray ObjectRefs or Parsl AppFutures passed as task arguments). When
+    one of them fails, the returned Future fails too; the orchestrator then reports the
+    dependent with `DependencyFailed` naming the root cause, as on the ordinary path.
 
     The orchestrator detects it with ``isinstance`` and uses it only for components that
     hold the default resources (one CPU slot, no GPU, no affinity), are ``type="local"``,

@@ -14,6 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from simai.orchestrator.executors._missing import require
 
 
+def _run_after(fn, args, kwargs, *_done):
+    # ``_done`` are the dependencies' results: the DataFlowKernel passes them once they
+    # exist, which is the point; the component does not see them.
+    return fn(*args, **kwargs)
+
+
 class ParslExecutor(Executor):
     """A private Parsl DataFlowKernel (not the global ``parsl.load``) behind ``submit``."""
 
@@ -61,6 +67,32 @@ class ParslExecutor(Executor):
         self._dfk.cleanup()
         if self._tmp is not None:
             self._tmp.cleanup()
+
+
+class ParslRemoteExecutor(ParslExecutor):
+    """Parsl with worker processes (htex): also starts dependents inside the DFK.
+
+    Only here: with ``parsl-local`` the DataFlowKernel runs in the orchestrator's own
+    process, so there is no round trip to save and resolving dependencies twice (in the
+    DFK and in the orchestrator) measured slower (111 vs 85 µs per hop).
+    """
+
+    def submit_after(self, fn, /, *args, after=(), **kwargs) -> Future:
+        """`EngineDependencies`: the DataFlowKernel starts ``fn`` when ``after`` are done.
+
+        ``after`` are the AppFutures this executor returned; Parsl treats Futures among
+        an app's arguments as its dependencies.
+        """
+        if self._closed:
+            raise RuntimeError("cannot submit after shutdown")
+        if self._cloudpickle:
+            import cloudpickle
+
+            from simai.orchestrator.executors.process import _call_pickled
+
+            payload = (cloudpickle.dumps((fn, args, kwargs)),)
+            return self._pool.submit(_run_after, _call_pickled, payload, {}, *after)
+        return self._pool.submit(_run_after, fn, args, kwargs, *after)
 
 
 class ParslLocalConfig(BaseModel):
@@ -128,4 +160,4 @@ class ParslHtexConfig(BaseModel):
             heartbeat_threshold=self.heartbeat_threshold,
             provider=LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1),
         )
-        return ParslExecutor(htex, self.run_dir, cloudpickle_calls=True)
+        return ParslRemoteExecutor(htex, self.run_dir, cloudpickle_calls=True)
