@@ -60,6 +60,18 @@ def test_a_component_over_its_timeout_fails_the_run(cli, tmp_path):
     assert "timeout" in result["components"][0]["error"].lower()
 
 
+@pytest.mark.parametrize("executor", ["thread-pool", "process-pool"])
+def test_a_stuck_component_past_its_timeout_does_not_hold_the_command(cli, tmp_path, executor):
+    # The function sleeps for 60 s; the command must end long before, reporting it failed.
+    wf = _files(tmp_path, """
+        components:
+          - {name: stuck, function: tasks.py:sleeper, args: {s: 60.0}, timeout: 0.3}
+    """)
+    out = cli.run("run", str(wf), "--executor", executor, "--out", str(tmp_path / "run"), timeout=40)
+    assert out.returncode == 1
+    assert cli.statuses(cli.result_of(tmp_path / "run")) == {"stuck": "failed"}
+
+
 def test_a_workflow_timeout_fails_what_is_unfinished(cli, tmp_path):
     wf = _files(tmp_path, """
         components:

@@ -176,14 +176,7 @@ def sleep_for(s):
     return s
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known defect (reported, issue 8): Orchestrator.stop() waits for a component that has "
-        "already failed its timeout, so a stuck local component keeps launch() from returning"
-    ),
-)
-@pytest.mark.parametrize("executor", ["process-pool"])
+@pytest.mark.parametrize("executor", ["thread-pool", "process-pool"])
 def test_a_timed_out_local_component_does_not_hold_the_launch(executor, tmp_path):
     w = _workflow(executor, "stuck")
     w.register_component("stuck", sleep_for, args={"s": 8}, timeout=0.3)

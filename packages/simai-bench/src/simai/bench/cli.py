@@ -81,12 +81,12 @@ def run(workflow_file: Path, script_args: tuple[str, ...], backend: str | None, 
     if suffix == ".py":
         if overrides:
             _fail("--set applies to YAML/JSON workflow files, not to Python scripts")
-        sys.exit(_run_script(workflow_file, backend, executor, out, timeout, script_args))
+        _exit_run(_run_script(workflow_file, backend, executor, out, timeout, script_args))
     if script_args:
         _fail(f"unexpected arguments {' '.join(script_args)!r}: only a .py workflow takes arguments (after --)")
     if suffix not in (".yaml", ".yml", ".json"):
         _fail(f"{workflow_file}: a workflow is a .yaml, .yml, .json or .py file")
-    sys.exit(_run_spec_file(workflow_file, backend, executor, out, timeout, overrides))
+    _exit_run(_run_spec_file(workflow_file, backend, executor, out, timeout, overrides))
 
 
 @main.command()
@@ -102,7 +102,28 @@ def demo(app: str, backend: str | None, executor: str | None, out: Path | None,
     """Run a built-in mini-app (filesystem staging + thread pool; nothing on the network)."""
     from simai.bench.miniapps import config_path
 
-    sys.exit(_run_spec_file(config_path(app), backend, executor, out, None, overrides))
+    _exit_run(_run_spec_file(config_path(app), backend, executor, out, None, overrides))
+
+
+def _exit_run(code: int) -> None:
+    """Exit with the run's code, also when a component thread outlives its timeout.
+
+    Such a component is already reported as failed, but Python joins pool threads at
+    exit, which would hold the command until the stuck function returns on its own.
+    """
+    import concurrent.futures.thread as cft
+    import time
+
+    # The pool threads Python joins at exit (idle ones leave within moments of shutdown).
+    pool_threads = list(getattr(cft, "_threads_queues", {}))
+    deadline = time.monotonic() + 2.0
+    for t in pool_threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() for t in pool_threads):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def _load_spec(path: Path, backend: str | None, executor: str | None, overrides: tuple[str, ...]) -> Any:

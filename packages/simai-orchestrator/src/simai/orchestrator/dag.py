@@ -176,6 +176,9 @@ class Scheduler:
         self.system = system
         self.profile = profile
         self._cancel_running = cancel_running
+        # Engine futures of attempts that ran past their timeout: already failed here, but
+        # the engine may still be running them (a thread cannot be stopped).
+        self._overdue: list[Future] = []
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._live: dict[str, _Node] = {}
@@ -635,6 +638,9 @@ class Scheduler:
         # Settle (or retry) first, so the late callback of the cancelled attempt is ignored.
         self._attempt_failed(node, attempt, exc)
         if inner is not None:
+            with self._lock:
+                self._overdue = [f for f in self._overdue if not f.done()]
+                self._overdue.append(inner)
             try:  # best effort: not every engine can stop work it started (threads, Parsl)
                 inner.cancel()
                 if self._cancel_running is not None:
@@ -814,6 +820,11 @@ class Scheduler:
                     ),
                 )
         self._deadlines.close()
+
+    def overdue_running(self) -> bool:
+        """Whether an attempt that exceeded its timeout is still running in the engine."""
+        with self._lock:
+            return any(not f.done() for f in self._overdue)
 
     def fail_running(self, why: str) -> None:
         """Fail whatever is still running (used when the executor is torn down under it)."""

@@ -138,11 +138,17 @@ class Orchestrator:
         if self._scheduler is None:
             return
         self._scheduler.stop(cancel=cancel)
+        # A component past its timeout has already failed; waiting for it would hang the
+        # caller for as long as it runs. Do not wait, and end worker processes that can be.
+        overdue = self._scheduler.overdue_running()
         if self._executor is not None and self._owns_executor:
+            terminate = getattr(self._executor, "terminate_workers", None)
+            if overdue and terminate is not None:
+                terminate()  # before shutdown, which forgets the worker processes
             try:
-                self._executor.shutdown(wait=wait, cancel_futures=True)
+                self._executor.shutdown(wait=wait and not overdue, cancel_futures=True)
             except TypeError:  # executors predating cancel_futures
-                self._executor.shutdown(wait=wait)
+                self._executor.shutdown(wait=wait and not overdue)
         self._scheduler.fail_running("the executor was shut down before it finished")
         if self._server is not None:
             self._server.close()

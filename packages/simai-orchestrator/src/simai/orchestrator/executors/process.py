@@ -3,6 +3,7 @@ replaces itself when a worker dies (the in-flight components fail, or are retrie
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import threading
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -49,6 +50,17 @@ class CloudpickleProcessPool(Executor):
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = ProcessPoolExecutor(**self._kwargs)
                 return self._pool.submit(_call_pickled, payload)
+
+    def terminate_workers(self) -> None:
+        """Kill the worker processes (used for components stuck past their timeout)."""
+        with self._lock:
+            pool = self._pool
+        if hasattr(pool, "terminate_workers"):  # Python >= 3.14
+            pool.terminate_workers()
+            return
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            with contextlib.suppress(Exception):
+                proc.kill()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
