@@ -243,7 +243,9 @@ class Workflow:
             except BaseException as exc:
                 fut.set_exception(exc)
 
-        threading.Thread(target=body, name=f"simai-launch-{self.name}", daemon=True).start()
+        # Not a daemon: a launch in flight finishes (stops its servers, writes its results)
+        # before the interpreter exits, instead of being cut off mid-export at shutdown.
+        threading.Thread(target=body, name=f"simai-launch-{self.name}", daemon=False).start()
         return fut
 
     def status(self) -> list[ComponentResult]:
