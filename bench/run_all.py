@@ -24,7 +24,9 @@ def main() -> int:
 
     from simai.bench._benchrun import run_suites
 
-    return run_suites("all", quick=args.quick, json_path=out, plot=None, bench_dir=here, console=Console())
+    return run_suites(
+        "all", quick=args.quick, json_path=out, plot=None, bench_dir=here, console=Console()
+    )
 
 
 if __name__ == "__main__":

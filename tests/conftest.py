@@ -20,8 +20,14 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     # mpiexec and the other tools of the venv come first, as in scripts/test.sh.
     full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
-    return subprocess.run([*SIMAI, *args], capture_output=True, text=True, cwd=cwd or REPO,
-                          env=full_env, timeout=timeout)
+    return subprocess.run(
+        [*SIMAI, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or REPO,
+        env=full_env,
+        timeout=timeout,
+    )
 
 
 def result_of(run_dir: Path) -> dict:

@@ -10,8 +10,16 @@ MINIAPPS = Path(__file__).resolve().parents[1] / "examples" / "miniapps"
 
 SHORT_INSITU = ["--set", "components.1.args.iterations=20"]
 SHORT_ENSEMBLE = ["--set", "components.3.args.iterations=20"]
-SHORT_STEERING = ["--set", "components.0.args.rounds=2", "--set", "components.0.args.batch=3",
-                  "--set", "components.0.args.dock_time=0.2", "--set", "components.0.args.library_size=64"]
+SHORT_STEERING = [
+    "--set",
+    "components.0.args.rounds=2",
+    "--set",
+    "components.0.args.batch=3",
+    "--set",
+    "components.0.args.dock_time=0.2",
+    "--set",
+    "components.0.args.library_size=64",
+]
 
 
 def _run(cli, tmp_path, yaml_name, *args):
@@ -40,7 +48,11 @@ def test_insitu_on_the_embedded_defaults(cli, tmp_path):
     from simai.profiling import load_spans
 
     spans = load_spans(tmp_path)
-    writes = [s for s in spans if s.name == "datastore.stage_write" and s.attributes.get("simai.bytes", 0) > 1e6]
+    writes = [
+        s
+        for s in spans
+        if s.name == "datastore.stage_write" and s.attributes.get("simai.bytes", 0) > 1e6
+    ]
     assert writes and {s.attributes["simai.backend"] for s in writes} == {"filesystem"}
     # the 319,488-element float32 field plus its small header
     assert all(0 <= s.attributes["simai.bytes"] - 319_488 * 4 < 1024 for s in writes)
@@ -54,14 +66,26 @@ def test_insitu_switches_to_redis_with_one_option(cli, tmp_path):
     assert "staging through redis" in out.stdout
     from simai.profiling import load_spans
 
-    backends = {s.attributes.get("simai.backend") for s in load_spans(tmp_path) if s.name.startswith("datastore.")}
+    backends = {
+        s.attributes.get("simai.backend")
+        for s in load_spans(tmp_path)
+        if s.name.startswith("datastore.")
+    }
     assert backends == {"redis"}
 
 
 @pytest.mark.slow
 def test_insitu_on_node_local_and_a_process_pool(cli, tmp_path):
-    values, _ = _run(cli, tmp_path, "insitu.yaml", "--backend", "node-local", "--executor", "process-pool",
-                     *SHORT_INSITU)
+    values, _ = _run(
+        cli,
+        tmp_path,
+        "insitu.yaml",
+        "--backend",
+        "node-local",
+        "--executor",
+        "process-pool",
+        *SHORT_INSITU,
+    )
     _check_insitu_pair(values["sim"], values["train"])
 
 
@@ -134,11 +158,27 @@ def test_insitu_switches_to_dragon_under_the_dragon_runtime(tmp_path):
     dragon = shutil.which("dragon") or os.path.join(bindir, "dragon")
     simai_exe = os.path.join(bindir, "simai")
     if not (os.path.exists(dragon) and os.path.exists(simai_exe)):
-        pytest.skip("needs the dragon launcher and the simai entry point (pip install 'simai-bench[dragon]')")
+        pytest.skip(
+            "needs the dragon launcher and the simai entry point (pip install 'simai-bench[dragon]')"
+        )
     env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "COLUMNS": "200"}
-    proc = subprocess.run([dragon, simai_exe, "run", str(MINIAPPS / "insitu.yaml"), "--backend", "dragon",
-                           *SHORT_INSITU, "--out", str(tmp_path)], capture_output=True, text=True,
-                          env=env, timeout=300)
+    proc = subprocess.run(
+        [
+            dragon,
+            simai_exe,
+            "run",
+            str(MINIAPPS / "insitu.yaml"),
+            "--backend",
+            "dragon",
+            *SHORT_INSITU,
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["ok"]
@@ -146,5 +186,9 @@ def test_insitu_switches_to_dragon_under_the_dragon_runtime(tmp_path):
     _check_insitu_pair(values["sim"], values["train"])
     from simai.profiling import load_spans
 
-    backends = {s.attributes.get("simai.backend") for s in load_spans(tmp_path) if s.name.startswith("datastore.")}
+    backends = {
+        s.attributes.get("simai.backend")
+        for s in load_spans(tmp_path)
+        if s.name.startswith("datastore.")
+    }
     assert backends == {"dragon"}

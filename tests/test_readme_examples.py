@@ -36,9 +36,14 @@ def test_basic_example_runs_both_components_one_under_mpiexec(tmp_path, cli):
 @pytest.mark.mpi
 @pytest.mark.slow
 def test_basic_example_as_a_plain_script(tmp_path):
-    out = subprocess.run([sys.executable, str(EXAMPLES / "readme_basic.py")], capture_output=True,
-                         text=True, cwd=tmp_path, timeout=300,
-                         env={**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"})
+    out = subprocess.run(
+        [sys.executable, str(EXAMPLES / "readme_basic.py")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        env={**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"},
+    )
     assert out.returncode == 0, out.stderr
     assert "failed" not in out.stderr  # launch() logs failed components at ERROR level
 
@@ -51,8 +56,9 @@ def test_dynamic_example_chains_ten_runtime_tasks(tmp_path):
         records = g["orchestrator"].records()
         print("RECORDS=" + json.dumps({{n: [r.status, r.started, r.error] for n, r in records.items()}}))
     """)
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     line = next(x for x in out.stdout.splitlines() if x.startswith("RECORDS="))
     records = json.loads(line.removeprefix("RECORDS="))

@@ -21,8 +21,9 @@ def simai(*args: str, cwd: Path | None = None, env: dict | None = None, timeout:
     full_env = {**os.environ, "COLUMNS": "200"}
     full_env.pop("SIMAI_BENCH_DIR", None)
     full_env.update(env or {})
-    return subprocess.run([*SIMAI, *args], capture_output=True, text=True, cwd=cwd, env=full_env,
-                          timeout=timeout)
+    return subprocess.run(
+        [*SIMAI, *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout
+    )
 
 
 def test_schema_is_the_json_schema_of_the_workflow_format(tmp_path):
@@ -66,7 +67,9 @@ TASKS = """
 
 def test_run_succeeds_and_writes_trace_summary_timeline_and_result(tmp_path):
     _write(tmp_path, TASKS, "tasks.py")
-    wf = _write(tmp_path, f"""
+    wf = _write(
+        tmp_path,
+        f"""
         name: good
         orchestrator: {{name: thread-pool}}
         components:
@@ -74,7 +77,8 @@ def test_run_succeeds_and_writes_trace_summary_timeline_and_result(tmp_path):
           - name: second
             command: [{sys.executable}, -c, "print(42)"]
             dependencies: [first]
-    """)
+    """,
+    )
     out = simai("run", str(wf), "--out", str(tmp_path / "run"))
     assert out.returncode == 0, out.stdout + out.stderr
     run = tmp_path / "run"
@@ -82,7 +86,10 @@ def test_run_succeeds_and_writes_trace_summary_timeline_and_result(tmp_path):
         assert (run / name).is_file(), name
     result = json.loads((run / "result.json").read_text())
     assert result["ok"] is True
-    assert {c["name"]: c["status"] for c in result["components"]} == {"first": "succeeded", "second": "succeeded"}
+    assert {c["name"]: c["status"] for c in result["components"]} == {
+        "first": "succeeded",
+        "second": "succeeded",
+    }
     assert result["components"][0]["value"] == {"items": 4, "MB_per_s": 1.5}
     assert "succeeded" in out.stdout and "MB_per_s" in out.stdout  # summary + metrics tables
     trace = json.loads((run / "trace.json").read_text())
@@ -92,13 +99,16 @@ def test_run_succeeds_and_writes_trace_summary_timeline_and_result(tmp_path):
 
 def test_a_failing_component_is_named_and_the_exit_code_is_not_zero(tmp_path):
     _write(tmp_path, TASKS, "tasks.py")
-    wf = _write(tmp_path, """
+    wf = _write(
+        tmp_path,
+        """
         name: bad
         components:
           - {name: prepare, function: tasks.py:ok}
           - {name: solver, function: tasks.py:broken, dependencies: [prepare]}
           - {name: analysis, function: tasks.py:ok, dependencies: [solver]}
-    """)
+    """,
+    )
     out = simai("run", str(wf), "--out", str(tmp_path / "run"))
     assert out.returncode == 1
     assert "solver" in out.stdout and "the input deck is missing" in out.stdout
@@ -110,31 +120,62 @@ def test_a_failing_component_is_named_and_the_exit_code_is_not_zero(tmp_path):
 
 
 def test_a_failing_command_component_fails_the_run(tmp_path):
-    wf = _write(tmp_path, f"""
+    wf = _write(
+        tmp_path,
+        f"""
         components:
           - name: exits
             command: [{sys.executable}, -c, "import sys; sys.exit(3)"]
-    """)
+    """,
+    )
     out = simai("run", str(wf), "--out", str(tmp_path / "run"))
     assert out.returncode == 1
     assert "exits" in out.stdout and "code 3" in out.stdout
 
 
-@pytest.mark.parametrize(("yaml_text", "args", "expected"), [
-    ("components: [{name: a, command: 'true'}]\norchestrator: {name: thred-pool}\n", [],
-     ["orchestrator.name", "'thread-pool'"]),
-    ("components: [{name: a, command: 'true'}]\n", ["--executor", "proces-pool"], ["'process-pool'"]),
-    ("components: [{name: a, command: 'true'}]\n", ["--backend", "rediss"], ["server.type", "'redis'"]),
-    ("components: [{name: a, simulation: {kernels: [{name: MatMulSimpel2D}]}}]\n", [],
-     ["components[0].simulation.kernels[0].name", "'MatMulSimple2D'"]),
-    ("components: [{name: a, command: 'true', dependncies: [b]}]\n", [], ["components[0].dependncies"]),
-    ("components: [{name: a, command: 'true'}]\nserver: {type: redis, options: {pasword: x}}\n", [],
-     ["server.options", "'password'"]),
-    ("components: [{name: a, function: 'tasks_missing.py:run'}]\n", [], ["no such file"]),
-    ("components: [{name: a, function: 'json:dumpz'}]\n", [], ["'dumps'"]),
-    ("components: [\n", [], ["not valid YAML"]),
-    ("components: [{name: a, command: 'true'}]\n", ["--set", "components.0.nnodes=0"], ["components[0].nnodes"]),
-])
+@pytest.mark.parametrize(
+    ("yaml_text", "args", "expected"),
+    [
+        (
+            "components: [{name: a, command: 'true'}]\norchestrator: {name: thred-pool}\n",
+            [],
+            ["orchestrator.name", "'thread-pool'"],
+        ),
+        (
+            "components: [{name: a, command: 'true'}]\n",
+            ["--executor", "proces-pool"],
+            ["'process-pool'"],
+        ),
+        (
+            "components: [{name: a, command: 'true'}]\n",
+            ["--backend", "rediss"],
+            ["server.type", "'redis'"],
+        ),
+        (
+            "components: [{name: a, simulation: {kernels: [{name: MatMulSimpel2D}]}}]\n",
+            [],
+            ["components[0].simulation.kernels[0].name", "'MatMulSimple2D'"],
+        ),
+        (
+            "components: [{name: a, command: 'true', dependncies: [b]}]\n",
+            [],
+            ["components[0].dependncies"],
+        ),
+        (
+            "components: [{name: a, command: 'true'}]\nserver: {type: redis, options: {pasword: x}}\n",
+            [],
+            ["server.options", "'password'"],
+        ),
+        ("components: [{name: a, function: 'tasks_missing.py:run'}]\n", [], ["no such file"]),
+        ("components: [{name: a, function: 'json:dumpz'}]\n", [], ["'dumps'"]),
+        ("components: [\n", [], ["not valid YAML"]),
+        (
+            "components: [{name: a, command: 'true'}]\n",
+            ["--set", "components.0.nnodes=0"],
+            ["components[0].nnodes"],
+        ),
+    ],
+)
 def test_bad_input_exits_2_with_the_field_and_close_matches(tmp_path, yaml_text, args, expected):
     wf = tmp_path / "wf.yaml"
     wf.write_text(yaml_text)
@@ -163,7 +204,9 @@ def test_set_overrides_reach_the_component(tmp_path):
 
 
 def test_run_a_python_script_that_composes_a_workflow(tmp_path):
-    script = _write(tmp_path, """
+    script = _write(
+        tmp_path,
+        """
         from simai.bench import Workflow, OrchestratorConfig, SystemConfig
 
         w = Workflow(OrchestratorConfig(name="thread-pool"), SystemConfig(name="local", ncpus=2), name="scripted")
@@ -175,12 +218,17 @@ def test_run_a_python_script_that_composes_a_workflow(tmp_path):
         @w.component(name="fails", dependencies=["hello"])
         def fails():
             raise RuntimeError("no convergence")
-    """, "flow.py")
+    """,
+        "flow.py",
+    )
     out = simai("run", str(script), "--out", str(tmp_path / "run"))
     assert out.returncode == 1
     assert "fails" in out.stdout and "no convergence" in out.stdout
     result = json.loads((tmp_path / "run" / "scripted" / "result.json").read_text())
-    assert {c["name"]: c["status"] for c in result["components"]} == {"hello": "succeeded", "fails": "failed"}
+    assert {c["name"]: c["status"] for c in result["components"]} == {
+        "hello": "succeeded",
+        "fails": "failed",
+    }
 
 
 def test_a_script_that_raises_fails_the_run(tmp_path):
@@ -194,8 +242,14 @@ def test_trace_summarises_and_plots_a_run(tmp_path):
     wf = _write(tmp_path, "components: [{name: a, function: tasks.py:ok}]\n")
     assert simai("run", str(wf), "--out", str(tmp_path / "run")).returncode == 0
     png = tmp_path / "again.png"
-    out = simai("trace", str(tmp_path / "run" / "trace.json"), "--plot", str(png),
-                "--summary", str(tmp_path / "s.csv"))
+    out = simai(
+        "trace",
+        str(tmp_path / "run" / "trace.json"),
+        "--plot",
+        str(png),
+        "--summary",
+        str(tmp_path / "s.csv"),
+    )
     assert out.returncode == 0, out.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "orchestrator.component" in out.stdout
@@ -253,19 +307,30 @@ def test_staging_plot_draws_one_line_per_method(tmp_path):
     results = []
     for method in ("redis", "filesystem"):
         for size in (1024, 1 << 20, 64 << 20):
-            results.append({"case": f"{method} {size} B", "ours": size / 1e8, "reference": size / 1e9,
-                            "reference_name": "np.copyto", "unit": "s",
-                            "extra": {"method": method, "size_bytes": size}})
+            results.append(
+                {
+                    "case": f"{method} {size} B",
+                    "ours": size / 1e8,
+                    "reference": size / 1e9,
+                    "reference_name": "np.copyto",
+                    "unit": "s",
+                    "extra": {"method": method, "size_bytes": size},
+                }
+            )
     src = tmp_path / "r.json"
     src.write_text(json.dumps({"title": "t", "machine": {}, "results": results}))
     assert staging_plot(src, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 1000
-    src.write_text(json.dumps({"title": "t", "results": [{"case": "no sizes", "ours": 1, "reference": 1}]}))
+    src.write_text(
+        json.dumps({"title": "t", "results": [{"case": "no sizes", "ours": 1, "reference": 1}]})
+    )
     assert not staging_plot(src, tmp_path / "q.png")
 
 
 def test_script_overrides_apply_to_workflows_that_own_their_server(tmp_path):
-    script = _write(tmp_path, """
+    script = _write(
+        tmp_path,
+        """
         from simai.bench import Workflow, OrchestratorConfig, SystemConfig, server_registry, DataStore
 
         w = Workflow(OrchestratorConfig(name="thread-pool"), SystemConfig(name="local", ncpus=2),
@@ -279,9 +344,19 @@ def test_script_overrides_apply_to_workflows_that_own_their_server(tmp_path):
 
         if __name__ == "__main__":
             w.launch()
-    """, "flow.py")
-    out = simai("run", str(script), "--backend", "node-local", "--executor", "process-pool",
-                "--out", str(tmp_path / "run"))
+    """,
+        "flow.py",
+    )
+    out = simai(
+        "run",
+        str(script),
+        "--backend",
+        "node-local",
+        "--executor",
+        "process-pool",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     result = json.loads((tmp_path / "run" / "owned" / "result.json").read_text())
     assert result["components"][0]["value"] == {"backend": "node-local", "read_back": [1, 2, 3]}
@@ -291,7 +366,9 @@ def test_script_overrides_apply_to_workflows_that_own_their_server(tmp_path):
 
 
 def test_arguments_after_a_double_dash_reach_a_script(tmp_path):
-    script = _write(tmp_path, """
+    script = _write(
+        tmp_path,
+        """
         import sys
         from simai.bench import Workflow
 
@@ -299,10 +376,17 @@ def test_arguments_after_a_double_dash_reach_a_script(tmp_path):
         n = int(sys.argv[sys.argv.index("--n") + 1])
         w.register_component("echo", lambda: n)
         w.launch()
-    """, "flow.py")
+    """,
+        "flow.py",
+    )
     out = simai("run", str(script), "--out", str(tmp_path / "run"), "--", "--n", "5")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert json.loads((tmp_path / "run" / "argv" / "result.json").read_text())["components"][0]["value"] == 5
+    assert (
+        json.loads((tmp_path / "run" / "argv" / "result.json").read_text())["components"][0][
+            "value"
+        ]
+        == 5
+    )
     wf = _write(tmp_path, "components: [{name: a, command: 'true'}]\n")
     out = simai("run", str(wf), "--", "--n", "5")
     assert out.returncode == 2 and "only a .py workflow takes arguments" in out.stderr

@@ -29,10 +29,14 @@ BASE = {
     ],
 }
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=12)
+json_scalars = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=12)
+)
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -95,7 +99,11 @@ BAD_FIELDS = [
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "field"), BAD_FIELDS, ids=[".".join(map(str, p)) + "=" + repr(v) for p, v, _ in BAD_FIELDS])
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    BAD_FIELDS,
+    ids=[".".join(map(str, p)) + "=" + repr(v) for p, v, _ in BAD_FIELDS],
+)
 def test_a_wrong_value_is_an_error_naming_its_field(path, value, field):
     data = copy.deepcopy(BASE)
     node = data
@@ -105,8 +113,17 @@ def test_a_wrong_value_is_an_error_naming_its_field(path, value, field):
     assert field in _errors(data)
 
 
-paths_to_mappings = st.sampled_from([(), ("server",), ("orchestrator",), ("system",), ("profiling",),
-                                     ("components", 0), ("components", 1)])
+paths_to_mappings = st.sampled_from(
+    [
+        (),
+        ("server",),
+        ("orchestrator",),
+        ("system",),
+        ("profiling",),
+        ("components", 0),
+        ("components", 1),
+    ]
+)
 unknown_keys = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=15)
 
 
@@ -128,13 +145,19 @@ def test_a_misspelt_or_unknown_key_is_never_ignored(path, key, value):
 def _fields_at(path) -> set[str]:
     from simai.bench import config
 
-    model = {(): config.WorkflowSpec, ("server",): config.ServerSpec,
-             ("orchestrator",): config.OrchestratorSpec, ("system",): config.SystemSpec,
-             ("profiling",): config.ProfilingSpec}.get(tuple(path), config.ComponentSpec)
+    model = {
+        (): config.WorkflowSpec,
+        ("server",): config.ServerSpec,
+        ("orchestrator",): config.OrchestratorSpec,
+        ("system",): config.SystemSpec,
+        ("profiling",): config.ProfilingSpec,
+    }.get(tuple(path), config.ComponentSpec)
     return set(model.model_fields)
 
 
-names = st.text(alphabet="abcdefghij0123456789_-", min_size=1, max_size=8).filter(lambda s: s[0] not in "-")
+names = st.text(alphabet="abcdefghij0123456789_-", min_size=1, max_size=8).filter(
+    lambda s: s[0] not in "-"
+)
 
 
 @settings(max_examples=100, deadline=None)
@@ -142,7 +165,11 @@ names = st.text(alphabet="abcdefghij0123456789_-", min_size=1, max_size=8).filte
 def test_any_acyclic_graph_is_accepted_and_round_trips(component_names, data):
     comps = []
     for i, n in enumerate(component_names):
-        deps = data.draw(st.lists(st.sampled_from(component_names[:i]), unique=True, max_size=3)) if i else []
+        deps = (
+            data.draw(st.lists(st.sampled_from(component_names[:i]), unique=True, max_size=3))
+            if i
+            else []
+        )
         comps.append({"name": n, "command": f"echo {i}", "dependencies": deps})
     spec = parse_workflow_dict({"components": comps})
     again = parse_workflow_dict(json.loads(spec.model_dump_json()))
@@ -150,18 +177,28 @@ def test_any_acyclic_graph_is_accepted_and_round_trips(component_names, data):
 
 
 def test_a_dependency_cycle_is_named():
-    data = {"components": [{"name": "a", "command": "true", "dependencies": ["c"]},
-                           {"name": "b", "command": "true", "dependencies": ["a"]},
-                           {"name": "c", "command": "true", "dependencies": ["b"]}]}
+    data = {
+        "components": [
+            {"name": "a", "command": "true", "dependencies": ["c"]},
+            {"name": "b", "command": "true", "dependencies": ["a"]},
+            {"name": "c", "command": "true", "dependencies": ["b"]},
+        ]
+    }
     assert "cycle" in _errors(data)
 
 
 def test_unknown_names_list_close_matches():
-    msg = _errors({"components": [{"name": "s", "simulation": {"kernels": [{"name": "MatMulSimpel2D"}]}}]})
+    msg = _errors(
+        {"components": [{"name": "s", "simulation": {"kernels": [{"name": "MatMulSimpel2D"}]}}]}
+    )
     assert "components[0].simulation.kernels[0].name" in msg and "'MatMulSimple2D'" in msg
-    msg = _errors({"orchestrator": {"name": "thred-pool"}, "components": [{"name": "s", "command": "true"}]})
+    msg = _errors(
+        {"orchestrator": {"name": "thred-pool"}, "components": [{"name": "s", "command": "true"}]}
+    )
     assert "'thread-pool'" in msg
-    msg = _errors({"server": {"type": "fileystem"}, "components": [{"name": "s", "command": "true"}]})
+    msg = _errors(
+        {"server": {"type": "fileystem"}, "components": [{"name": "s", "command": "true"}]}
+    )
     assert "'filesystem'" in msg
 
 
@@ -188,7 +225,9 @@ def test_json_schema_describes_the_format():
     assert "components" in schema["required"]
     comp = schema["$defs"]["ComponentSpec"]
     assert comp["additionalProperties"] is False
-    assert {"function", "command", "simulation", "ai", "dependencies", "type"} <= set(comp["properties"])
+    assert {"function", "command", "simulation", "ai", "dependencies", "type"} <= set(
+        comp["properties"]
+    )
     json.dumps(schema)  # serialisable as is
 
 
@@ -216,4 +255,5 @@ def test_the_published_schema_in_docs_is_current():
     if not published.is_file():
         pytest.skip("not a repository checkout (docs/ is absent)")
     assert json.loads(published.read_text()) == workflow_json_schema(), (
-        "regenerate it: simai schema --out docs/workflow.schema.json")
+        "regenerate it: simai schema --out docs/workflow.schema.json"
+    )

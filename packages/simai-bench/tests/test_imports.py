@@ -5,8 +5,21 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("torch", "simai.components", "simai.datastore", "simai.orchestrator", "simai.kernels",
-         "simai.profiling", "opentelemetry.sdk", "matplotlib", "redis", "mpi4py", "dask", "ray", "parsl")
+HEAVY = (
+    "torch",
+    "simai.components",
+    "simai.datastore",
+    "simai.orchestrator",
+    "simai.kernels",
+    "simai.profiling",
+    "opentelemetry.sdk",
+    "matplotlib",
+    "redis",
+    "mpi4py",
+    "dask",
+    "ray",
+    "parsl",
+)
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -22,8 +35,10 @@ def test_import_simai_bench_loads_no_layer():
 
 
 def test_the_cli_help_loads_no_layer():
-    loaded = _loaded_after("from click.testing import CliRunner\nfrom simai.bench.cli import main\n"
-                           "r = CliRunner().invoke(main, ['--help'])\nassert r.exit_code == 0, r.output")
+    loaded = _loaded_after(
+        "from click.testing import CliRunner\nfrom simai.bench.cli import main\n"
+        "r = CliRunner().invoke(main, ['--help'])\nassert r.exit_code == 0, r.output"
+    )
     assert not {m for m in HEAVY if m in loaded}
 
 

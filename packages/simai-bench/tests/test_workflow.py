@@ -14,8 +14,11 @@ from simai.bench import OrchestratorConfig, SystemConfig, Workflow, WorkflowComp
 
 
 def _wf(**kw) -> Workflow:
-    return Workflow(orchestrator_config=OrchestratorConfig(name="thread-pool"),
-                    system_config=SystemConfig(name="local", ncpus=4, ngpus=0), **kw)
+    return Workflow(
+        orchestrator_config=OrchestratorConfig(name="thread-pool"),
+        system_config=SystemConfig(name="local", ncpus=4, ngpus=0),
+        **kw,
+    )
 
 
 def test_decorator_dependencies_and_per_component_result():
@@ -59,7 +62,11 @@ def test_failure_is_named_and_dependents_fail_with_its_name():
     with pytest.raises(WorkflowError, match="bad"):
         result.raise_for_status()
     doc = json.loads(json.dumps(result.to_dict()))
-    assert doc["ok"] is False and [c["status"] for c in doc["components"]] == ["succeeded", "failed", "failed"]
+    assert doc["ok"] is False and [c["status"] for c in doc["components"]] == [
+        "succeeded",
+        "failed",
+        "failed",
+    ]
 
 
 def _raise(msg):
@@ -101,7 +108,10 @@ def test_client_parameter_is_injected_and_dynamic_tasks_are_in_the_result():
     w = _wf()
 
     def parent(client, n=3):
-        futs = [client.submit(WorkflowComponent(f"child{i}", _sleep, args={"s": 0.01})) for i in range(n)]
+        futs = [
+            client.submit(WorkflowComponent(f"child{i}", _sleep, args={"s": 0.01}))
+            for i in range(n)
+        ]
         return sum(f.result(timeout=30) is not None for f in futs)
 
     w.register_component("parent", parent)
@@ -128,11 +138,14 @@ def test_unknown_dependency_fails_clearly_not_hangs():
 
 
 def test_from_yaml_runs_functions_from_a_file_and_commands(tmp_path):
-    (tmp_path / "tasks.py").write_text(textwrap.dedent("""
+    (tmp_path / "tasks.py").write_text(
+        textwrap.dedent("""
         def produce(n):
             return list(range(n))
-    """))
-    (tmp_path / "wf.yaml").write_text(textwrap.dedent(f"""
+    """)
+    )
+    (tmp_path / "wf.yaml").write_text(
+        textwrap.dedent(f"""
         name: files
         orchestrator: {{name: thread-pool}}
         components:
@@ -142,7 +155,8 @@ def test_from_yaml_runs_functions_from_a_file_and_commands(tmp_path):
           - name: echo
             command: [{sys.executable}, -c, "print('hi')"]
             dependencies: [produce]
-    """))
+    """)
+    )
     w = Workflow.from_yaml(tmp_path / "wf.yaml")
     result = w.launch(timeout=60)
     assert result.ok, [c.error for c in result.failed]
@@ -155,7 +169,8 @@ def test_process_pool_runs_file_functions_by_value(tmp_path):
     (tmp_path / "tasks.py").write_text("import os\ndef pid():\n    return os.getpid()\n")
     (tmp_path / "wf.yaml").write_text(
         "orchestrator: {name: process-pool, max_workers: 1}\n"
-        "components:\n  - {name: p, function: tasks.py:pid}\n")
+        "components:\n  - {name: p, function: tasks.py:pid}\n"
+    )
     import os
 
     result = Workflow.from_yaml(tmp_path / "wf.yaml").launch(timeout=120)
@@ -176,14 +191,17 @@ def test_profiled_launch_writes_a_trace_rooted_at_workflow(tmp_path):
     roots = [s for s in spans if s.parent_id is None]
     assert [r.name for r in roots] == ["workflow"]
     assert roots[0].attributes["simai.workflow"] == "traced"
-    comp = {s.attributes.get("simai.component") for s in spans if s.name == "orchestrator.component"}
+    comp = {
+        s.attributes.get("simai.component") for s in spans if s.name == "orchestrator.component"
+    }
     assert comp == {"a", "b"}
     assert all(s.trace_id == roots[0].trace_id for s in spans)
 
 
 def test_declarative_simulation_and_ai_components_run_and_stage(tmp_path):
     pytest.importorskip("torch")
-    (tmp_path / "wf.yaml").write_text(textwrap.dedent("""
+    (tmp_path / "wf.yaml").write_text(
+        textwrap.dedent("""
         name: declarative
         server: {type: filesystem, options: {server_address: STAGE}}
         components:
@@ -196,7 +214,8 @@ def test_declarative_simulation_and_ai_components_run_and_stage(tmp_path):
           - name: infer
             ai: {model_type: feedforward, mode: infer, run_count: 2, nsteps: 2}
             dependencies: [emulated]
-    """).replace("STAGE", str(tmp_path / "stage")))
+    """).replace("STAGE", str(tmp_path / "stage"))
+    )
     result = Workflow.from_yaml(tmp_path / "wf.yaml").launch(timeout=120)
     assert result.ok, [c.error for c in result.failed]
     sim = result["emulated"].value

@@ -38,8 +38,15 @@ def find_bench_dir(explicit: Path | None = None) -> Path:
     )
 
 
-def run_suites(suite: str, *, quick: bool, json_path: Path | None, plot: Path | None,
-               bench_dir: Path | None, console: Any) -> int:
+def run_suites(
+    suite: str,
+    *,
+    quick: bool,
+    json_path: Path | None,
+    plot: Path | None,
+    bench_dir: Path | None,
+    console: Any,
+) -> int:
     from rich.markup import escape
 
     folder = find_bench_dir(bench_dir)
@@ -48,7 +55,9 @@ def run_suites(suite: str, *, quick: bool, json_path: Path | None, plot: Path | 
     missing = [n for n in names if n not in available]
     if suite != "all" and missing:
         present = sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
-        raise BenchNotFound(f"{folder}/{suite}.py does not exist (suites here: {', '.join(present) or 'none'})")
+        raise BenchNotFound(
+            f"{folder}/{suite}.py does not exist (suites here: {', '.join(present) or 'none'})"
+        )
     if not available:
         raise BenchNotFound(f"{folder} holds none of the suites {', '.join(SUITES)}")
     for n in missing:
@@ -74,7 +83,9 @@ def run_suites(suite: str, *, quick: bool, json_path: Path | None, plot: Path | 
                 worst = worst or code
                 continue
             if name == "datastore" and out_json.is_file():
-                png = plot or (out_json.with_suffix(".png") if json_path else Path("bench-datastore.png"))
+                png = plot or (
+                    out_json.with_suffix(".png") if json_path else Path("bench-datastore.png")
+                )
                 try:
                     if staging_plot(out_json, png):
                         console.print(f"wrote the staging plot {escape(str(png))}")
@@ -110,7 +121,11 @@ def _method_of(result: dict[str, Any]) -> str:
 def _rate(result: dict[str, Any], size: float, which: str) -> float | None:
     """MB/s moved by ``which`` ("ours" or "reference") for one write+read of ``size`` bytes."""
     extra = result.get("extra") or {}
-    for key in (f"{which}_mb_per_s", f"{which}_mbps") if which == "reference" else ("mb_per_s", "mbps", "ours_mb_per_s"):
+    for key in (
+        (f"{which}_mb_per_s", f"{which}_mbps")
+        if which == "reference"
+        else ("mb_per_s", "mbps", "ours_mb_per_s")
+    ):
         v = extra.get(key)
         if isinstance(v, (int, float)) and v > 0:
             return float(v)
@@ -157,7 +172,9 @@ def staging_plot(json_file: Path, png: Path) -> bool:
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise ImportError("matplotlib is required for the staging plot: pip install 'simai-bench[plot]'") from exc
+        raise ImportError(
+            "matplotlib is required for the staging plot: pip install 'simai-bench[plot]'"
+        ) from exc
     from matplotlib import colormaps
 
     fig = Figure(figsize=(9, 5.5), dpi=110)
@@ -168,9 +185,15 @@ def staging_plot(json_file: Path, png: Path) -> bool:
     order = sorted(lines, key=lambda n: (n in references, n))
     for i, name in enumerate(order):
         pts = sorted(lines[name].items())
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "--" if name in references else "-",
-                color=palette(i % palette.N), marker="o", markersize=3,
-                label=f"{name} (reference)" if name in references else name)
+        ax.plot(
+            [p[0] for p in pts],
+            [p[1] for p in pts],
+            "--" if name in references else "-",
+            color=palette(i % palette.N),
+            marker="o",
+            markersize=3,
+            label=f"{name} (reference)" if name in references else name,
+        )
     sizes = sorted({x for pts in lines.values() for x in pts})
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes, [_size_label(x) for x in sizes])
@@ -178,8 +201,10 @@ def staging_plot(json_file: Path, png: Path) -> bool:
     ax.set_xlabel("value size (bytes)")
     ax.set_ylabel("MB/s (write + read)")
     machine = data.get("machine", {})
-    ax.set_title(f"{data.get('title', 'staging')} - {machine.get('cpus', '?')} CPUs, {machine.get('platform', '')[:40]}",
-                 fontsize=9)
+    ax.set_title(
+        f"{data.get('title', 'staging')} - {machine.get('cpus', '?')} CPUs, {machine.get('platform', '')[:40]}",
+        fontsize=9,
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()

@@ -45,7 +45,9 @@ def resolve_function(ref: str, base_dir: Path, where: str = "function") -> Any:
     for part in attr.split("."):
         if not hasattr(obj, part):
             known = [n for n in dir(obj) if not n.startswith("_")]
-            raise WorkflowFileError(f"{where}: " + unknown_name_message(f"name in {target}", part, known))
+            raise WorkflowFileError(
+                f"{where}: " + unknown_name_message(f"name in {target}", part, known)
+            )
         obj = getattr(obj, part)
     if not callable(obj):
         raise WorkflowFileError(f"{where}: {ref!r} is not callable")
@@ -56,7 +58,9 @@ def component_from_spec(c: ComponentSpec, base_dir: Path) -> Any:
     from simai.orchestrator import WorkflowComponent
 
     if c.function is not None:
-        executable: Any = resolve_function(c.function, base_dir, where=f"component {c.name!r}: function")
+        executable: Any = resolve_function(
+            c.function, base_dir, where=f"component {c.name!r}: function"
+        )
     elif c.command is not None:
         executable = c.command if isinstance(c.command, str) else shlex.join(c.command)
     elif c.simulation is not None:
@@ -65,10 +69,20 @@ def component_from_spec(c: ComponentSpec, base_dir: Path) -> Any:
         assert c.ai is not None
         executable = AIRunner(c.name, c.ai.model_dump())
     return WorkflowComponent(
-        c.name, executable, type=c.type, args=dict(c.args), nodes=c.nodes, nnodes=c.nnodes,
-        ppn=c.ppn, num_gpus_per_process=c.num_gpus_per_process, cpu_affinity=c.cpu_affinity,
-        gpu_affinity=c.gpu_affinity, env_vars=dict(c.env_vars), dependencies=list(c.dependencies),
-        retries=c.retries, timeout=c.timeout,
+        c.name,
+        executable,
+        type=c.type,
+        args=dict(c.args),
+        nodes=c.nodes,
+        nnodes=c.nnodes,
+        ppn=c.ppn,
+        num_gpus_per_process=c.num_gpus_per_process,
+        cpu_affinity=c.cpu_affinity,
+        gpu_affinity=c.gpu_affinity,
+        env_vars=dict(c.env_vars),
+        dependencies=list(c.dependencies),
+        retries=c.retries,
+        timeout=c.timeout,
     )
 
 
@@ -104,8 +118,12 @@ class SimulationRunner:
                 sim.stage_write(f"{self.name}_step{step + 1}", data)
                 written += 1
         elapsed = time.perf_counter() - t0
-        return {"steps": s.nsteps, "arrays_written": written, "elapsed_s": elapsed,
-                "mean_step_s": sum(step_times) / len(step_times)}
+        return {
+            "steps": s.nsteps,
+            "arrays_written": written,
+            "elapsed_s": elapsed,
+            "mean_step_s": sum(step_times) / len(step_times),
+        }
 
 
 class AIRunner:
@@ -130,4 +148,3 @@ class AIRunner:
         for _ in range(s.nsteps):
             fn(**kw)
         return {"steps": s.nsteps, "elapsed_s": time.perf_counter() - t0}
-

@@ -21,15 +21,28 @@ from rich.progress import (
 )
 from rich.table import Table
 
-_STYLE = {"pending": "dim", "running": "yellow", "succeeded": "green", "failed": "bold red", "cancelled": "red"}
+_STYLE = {
+    "pending": "dim",
+    "running": "yellow",
+    "succeeded": "green",
+    "failed": "bold red",
+    "cancelled": "red",
+}
 
 
 def watch(workflow: Any, fut: cf.Future[Any], console: Console) -> Any:
     """Show live per-component progress until ``fut`` (a launch) resolves; return its result."""
-    progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                        MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
     total = max(1, len(workflow.components))
     task = progress.add_task(f"workflow {workflow.name}", total=total)
+
     def render() -> Group:
         snap = workflow.status()
         finished = sum(1 for c in snap if c.status in ("succeeded", "failed", "cancelled"))
@@ -70,7 +83,9 @@ def _t(seconds: float | None) -> str:
     return f"{seconds * 1e3:.1f} ms"
 
 
-def _shown(result: Any, registered: set[str] | None, limit: int = 20) -> tuple[list[Any], list[Any]]:
+def _shown(
+    result: Any, registered: set[str] | None, limit: int = 20
+) -> tuple[list[Any], list[Any]]:
     """Components to list one by one, and the rest (submitted at run time) to count.
 
     Registered components are always listed, failed ones too; tasks a component
@@ -97,20 +112,34 @@ def _short_error(text: str | None) -> str:
 
 
 def result_table(result: Any, registered: set[str] | None = None) -> Table:
-    table = Table(title=f"workflow {escape(result.name)}: " + ("[green]succeeded" if result.ok else "[bold red]FAILED"))
+    table = Table(
+        title=f"workflow {escape(result.name)}: "
+        + ("[green]succeeded" if result.ok else "[bold red]FAILED")
+    )
     for col in ("component", "status", "start", "duration", "error"):
-        table.add_column(col, justify="right" if col in ("start", "duration") else "left",
-                         overflow="fold")
+        table.add_column(
+            col, justify="right" if col in ("start", "duration") else "left", overflow="fold"
+        )
     shown, folded = _shown(result, registered)
     for c in shown:
         start = f"+{c.start - result.start:.2f} s" if c.start is not None else ""
-        table.add_row(escape(c.name), f"[{_STYLE.get(c.status, '')}]{c.status}", start, _t(c.duration),
-                      escape(_short_error(c.error)))
+        table.add_row(
+            escape(c.name),
+            f"[{_STYLE.get(c.status, '')}]{c.status}",
+            start,
+            _t(c.duration),
+            escape(_short_error(c.error)),
+        )
     if folded:
         durations = [c.duration for c in folded if c.duration is not None]
         mean = sum(durations) / len(durations) if durations else None
-        table.add_row(f"(+{len(folded)} submitted at run time)", "[green]succeeded", "",
-                      f"mean {_t(mean)}" if mean is not None else "", "")
+        table.add_row(
+            f"(+{len(folded)} submitted at run time)",
+            "[green]succeeded",
+            "",
+            f"mean {_t(mean)}" if mean is not None else "",
+            "",
+        )
     return table
 
 
@@ -122,7 +151,13 @@ def metrics_table(result: Any, registered: set[str] | None = None) -> Table | No
         if isinstance(c.value, dict):
             for k, v in c.value.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    rows.append((escape(c.name), escape(str(k)), f"{v:.4g}" if isinstance(v, float) else str(v)))
+                    rows.append(
+                        (
+                            escape(c.name),
+                            escape(str(k)),
+                            f"{v:.4g}" if isinstance(v, float) else str(v),
+                        )
+                    )
                 elif isinstance(v, str) and len(v) < 60:
                     rows.append((escape(c.name), escape(str(k)), escape(v)))
     if not rows:
@@ -160,6 +195,13 @@ def summary_table(summary: dict[str, Any] | Path, limit: int = 15) -> Table | No
         op = str(r.get("operation", ""))
         if r.get("backend"):
             op += f" ({r['backend']})"
-        table.add_row(escape(op), str(r.get("count", "")), _t(r.get("total_s")), _t(r.get("mean_s")),
-                      _t(r.get("p95_s")), f"{mbs:,.1f}" if mbs else "", f"{pct:.1f}%" if pct else "")
+        table.add_row(
+            escape(op),
+            str(r.get("count", "")),
+            _t(r.get("total_s")),
+            _t(r.get("mean_s")),
+            _t(r.get("p95_s")),
+            f"{mbs:,.1f}" if mbs else "",
+            f"{pct:.1f}%" if pct else "",
+        )
     return table

@@ -18,7 +18,9 @@ def _fields(model: type) -> list[dict[str, str]]:
             default = repr(f.default_factory())
         else:
             default = repr(f.default)
-        out.append({"name": name, "type": ann, "default": default, "description": f.description or ""})
+        out.append(
+            {"name": name, "type": ann, "default": default, "description": f.description or ""}
+        )
     return out
 
 
@@ -31,7 +33,9 @@ def server_types() -> dict[str, list[dict[str, str]]]:
         try:
             out[name] = _fields(server_registry.get_config_class(name))
         except Exception as exc:  # a plugin that fails to load is listed, not fatal
-            out[name] = [{"name": "(unavailable)", "type": "", "default": "", "description": str(exc)}]
+            out[name] = [
+                {"name": "(unavailable)", "type": "", "default": "", "description": str(exc)}
+            ]
     return out
 
 
@@ -43,7 +47,9 @@ def executor_types() -> dict[str, list[dict[str, str]]]:
         try:
             out[name] = _fields(executor_config_class(name))
         except Exception as exc:
-            out[name] = [{"name": "(unavailable)", "type": "", "default": "", "description": str(exc)}]
+            out[name] = [
+                {"name": "(unavailable)", "type": "", "default": "", "description": str(exc)}
+            ]
     return out
 
 

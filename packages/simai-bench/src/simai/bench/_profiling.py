@@ -42,7 +42,8 @@ class _ProfiledRun:
             from opentelemetry import trace
 
             self._span_cm = trace.get_tracer("simai.bench").start_as_current_span(
-                "workflow", attributes=self.attributes)
+                "workflow", attributes=self.attributes
+            )
             self._span_cm.__enter__()
         return self
 
@@ -64,8 +65,10 @@ class _ProfiledRun:
         out = export(self.run_dir)
         if isinstance(out, dict):
             return {str(k): Path(v) for k, v in out.items() if v}
-        return {p.stem if p.suffix != ".csv" else "summary_csv": p
-                for p in (Path(x) for x in (out or []))}
+        return {
+            p.stem if p.suffix != ".csv" else "summary_csv": p
+            for p in (Path(x) for x in (out or []))
+        }
 
 
 def open_run(run_dir: Path | None, name: str, executor: str) -> _ProfiledRun:

@@ -60,16 +60,43 @@ def _default_run_dir(name: str) -> Path:
 @main.command()
 @click.argument("workflow_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
-@click.option("--backend", metavar="TYPE",
-              help=f"Staging server type, overriding the file's ({' | '.join(_SERVER_TYPES)}).")
-@click.option("--executor", metavar="NAME", help="Executor, overriding the file's (thread-pool, process-pool, dask, ray, ...).")
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
-              help="Run directory for trace.json, summary.json/csv, timeline.png, result.json (default runs/NAME-TIME).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds before unfinished components are failed.")
-@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
-              help="Override a field of the workflow file, e.g. --set components.0.args.nsteps=50 (YAML value).")
-def run(workflow_file: Path, script_args: tuple[str, ...], backend: str | None, executor: str | None,
-        out: Path | None, timeout: float | None, overrides: tuple[str, ...]) -> None:
+@click.option(
+    "--backend",
+    metavar="TYPE",
+    help=f"Staging server type, overriding the file's ({' | '.join(_SERVER_TYPES)}).",
+)
+@click.option(
+    "--executor",
+    metavar="NAME",
+    help="Executor, overriding the file's (thread-pool, process-pool, dask, ray, ...).",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory for trace.json, summary.json/csv, timeline.png, result.json (default runs/NAME-TIME).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds before unfinished components are failed.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a field of the workflow file, e.g. --set components.0.args.nsteps=50 (YAML value).",
+)
+def run(
+    workflow_file: Path,
+    script_args: tuple[str, ...],
+    backend: str | None,
+    executor: str | None,
+    out: Path | None,
+    timeout: float | None,
+    overrides: tuple[str, ...],
+) -> None:
     """Run a workflow file (.yaml, .yml, .json or a .py script).
 
     Arguments after ``--`` go to a .py script as its command line:
@@ -83,22 +110,39 @@ def run(workflow_file: Path, script_args: tuple[str, ...], backend: str | None, 
             _fail("--set applies to YAML/JSON workflow files, not to Python scripts")
         _exit_run(_run_script(workflow_file, backend, executor, out, timeout, script_args))
     if script_args:
-        _fail(f"unexpected arguments {' '.join(script_args)!r}: only a .py workflow takes arguments (after --)")
+        _fail(
+            f"unexpected arguments {' '.join(script_args)!r}: only a .py workflow takes arguments (after --)"
+        )
     if suffix not in (".yaml", ".yml", ".json"):
         _fail(f"{workflow_file}: a workflow is a .yaml, .yml, .json or .py file")
     _exit_run(_run_spec_file(workflow_file, backend, executor, out, timeout, overrides))
 
 
 @main.command()
-@click.option("--app", type=click.Choice(["insitu", "ensemble", "steering"]), default="insitu",
-              show_default=True, help="Which mini-app.")
+@click.option(
+    "--app",
+    type=click.Choice(["insitu", "ensemble", "steering"]),
+    default="insitu",
+    show_default=True,
+    help="Which mini-app.",
+)
 @click.option("--backend", metavar="TYPE", help="Staging server type (default: filesystem).")
 @click.option("--executor", metavar="NAME", help="Executor (default: thread-pool).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
-@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
-              help="Override a field of the mini-app's workflow file (see `simai run --help`).")
-def demo(app: str, backend: str | None, executor: str | None, out: Path | None,
-         overrides: tuple[str, ...]) -> None:
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a field of the mini-app's workflow file (see `simai run --help`).",
+)
+def demo(
+    app: str,
+    backend: str | None,
+    executor: str | None,
+    out: Path | None,
+    overrides: tuple[str, ...],
+) -> None:
     """Run a built-in mini-app (filesystem staging + thread pool; nothing on the network)."""
     from simai.bench.miniapps import config_path
 
@@ -126,7 +170,9 @@ def _exit_run(code: int) -> None:
     sys.exit(code)
 
 
-def _load_spec(path: Path, backend: str | None, executor: str | None, overrides: tuple[str, ...]) -> Any:
+def _load_spec(
+    path: Path, backend: str | None, executor: str | None, overrides: tuple[str, ...]
+) -> Any:
     import yaml
 
     from simai.bench.config import WorkflowFileError, load_workflow_spec, parse_workflow_dict
@@ -160,7 +206,9 @@ def _set_path(data: Any, parts: list[str], value: Any, item: str) -> None:
         last = i == len(parts) - 1
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise WorkflowFileError(f"--set {item!r}: {'.'.join(parts[:i + 1])} is not an index of the list")
+                raise WorkflowFileError(
+                    f"--set {item!r}: {'.'.join(parts[: i + 1])} is not an index of the list"
+                )
             if last:
                 node[int(part)] = value
             else:
@@ -174,8 +222,14 @@ def _set_path(data: Any, parts: list[str], value: Any, item: str) -> None:
             raise WorkflowFileError(f"--set {item!r}: {'.'.join(parts[:i])} is not a mapping")
 
 
-def _run_spec_file(path: Path, backend: str | None, executor: str | None, out: Path | None,
-                   timeout: float | None, overrides: tuple[str, ...]) -> int:
+def _run_spec_file(
+    path: Path,
+    backend: str | None,
+    executor: str | None,
+    out: Path | None,
+    timeout: float | None,
+    overrides: tuple[str, ...],
+) -> int:
     from simai.bench.config import WorkflowFileError
     from simai.bench.workflow import Workflow
 
@@ -186,20 +240,29 @@ def _run_spec_file(path: Path, backend: str | None, executor: str | None, out: P
         _fail(str(exc))
     run_dir = out or _default_run_dir(spec.name)
     session = _CliSession(run_dir, single=True)
-    result = session.launch(workflow, timeout=timeout, run_dir=run_dir,
-                            profile=spec.profiling.enabled)
+    result = session.launch(
+        workflow, timeout=timeout, run_dir=run_dir, profile=spec.profiling.enabled
+    )
     return 0 if result.ok else EXIT_FAILED
 
 
-def _run_script(path: Path, backend: str | None, executor: str | None, out: Path | None,
-                timeout: float | None, script_args: tuple[str, ...] = ()) -> int:
+def _run_script(
+    path: Path,
+    backend: str | None,
+    executor: str | None,
+    out: Path | None,
+    timeout: float | None,
+    script_args: tuple[str, ...] = (),
+) -> int:
     import runpy
 
     from simai.bench import workflow as wf
 
     _check_override_names(backend, executor)
     stem = path.stem
-    session = _CliSession(out or _default_run_dir(stem), single=False, backend=backend, executor=executor)
+    session = _CliSession(
+        out or _default_run_dir(stem), single=False, backend=backend, executor=executor
+    )
     wf._set_session(session)
     script_error = None
     try:
@@ -250,7 +313,9 @@ def _check_override_names(backend: str | None, executor: str | None) -> None:
 class _CliSession:
     """Where `Workflow.launch()` lands while the CLI runs: live display, run directory, report."""
 
-    def __init__(self, run_dir: Path, single: bool, backend: str | None = None, executor: str | None = None):
+    def __init__(
+        self, run_dir: Path, single: bool, backend: str | None = None, executor: str | None = None
+    ):
         self.run_dir = Path(run_dir)
         self.single = single
         self.backend = backend
@@ -267,18 +332,25 @@ class _CliSession:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(workflow.name)).lstrip(".") or "workflow"
         return self.run_dir / (safe if n == 0 else f"{safe}-{n + 1}")
 
-    def launch(self, workflow: Any, timeout: float | None = None, run_dir: Any = None,
-               profile: bool = True) -> Any:
+    def launch(
+        self, workflow: Any, timeout: float | None = None, run_dir: Any = None, profile: bool = True
+    ) -> Any:
         from rich.markup import escape
 
         from simai.bench import _display
 
         self._apply_overrides(workflow)
         run_dir = Path(run_dir) if run_dir and self.single else self._dir_for(workflow)
-        self.console.print(f"[bold]simai run[/] {escape(workflow.name)}: {len(workflow.components)} components on "
-                           f"{escape(workflow.orchestrator_config.name)}"
-                           + (f", staging through {escape(_server_type(workflow.server_config))}" if workflow.server_config else "")
-                           + f"; run directory {escape(str(run_dir))}")
+        self.console.print(
+            f"[bold]simai run[/] {escape(workflow.name)}: {len(workflow.components)} components on "
+            f"{escape(workflow.orchestrator_config.name)}"
+            + (
+                f", staging through {escape(_server_type(workflow.server_config))}"
+                if workflow.server_config
+                else ""
+            )
+            + f"; run directory {escape(str(run_dir))}"
+        )
         self._registered = workflow.components
         fut = workflow.launch_async(timeout=timeout, run_dir=run_dir if profile else None)
         result = _display.watch(workflow, fut, self.console)
@@ -298,11 +370,15 @@ class _CliSession:
                 OrchestratorSpec(name=self.executor)
             except ValidationError as exc:
                 _fail(exc.errors()[0]["msg"].removeprefix("Value error, "))
-            workflow.orchestrator_config = workflow.orchestrator_config.model_copy(update={"name": self.executor})
+            workflow.orchestrator_config = workflow.orchestrator_config.model_copy(
+                update={"name": self.executor}
+            )
         if self.backend:
             if workflow.server_config is None:
-                self.console.print("[yellow]note:[/] --backend applies only to a Workflow given server_config=...; "
-                                   "this script starts its own server")
+                self.console.print(
+                    "[yellow]note:[/] --backend applies only to a Workflow given server_config=...; "
+                    "this script starts its own server"
+                )
             else:
                 from pydantic import ValidationError
 
@@ -329,7 +405,10 @@ class _CliSession:
             self.console.print(t)
         if result.error:
             self.console.print(f"[bold red]run error:[/] {escape(result.error)}")
-        written = ["result.json", *sorted(p.name for p in run_dir.iterdir() if p.name != "result.json" and p.is_file())]
+        written = [
+            "result.json",
+            *sorted(p.name for p in run_dir.iterdir() if p.name != "result.json" and p.is_file()),
+        ]
         self.console.print(f"wrote {', '.join(written)} to {escape(str(run_dir))}", soft_wrap=True)
         if not result.ok:
             names = ", ".join(c.name for c in result.failed) or "the run"
@@ -337,7 +416,9 @@ class _CliSession:
 
 
 def _server_type(cfg: Any) -> str:
-    return str(getattr(cfg, "type", None) or getattr(cfg, "server_type", None) or type(cfg).__name__)
+    return str(
+        getattr(cfg, "type", None) or getattr(cfg, "server_type", None) or type(cfg).__name__
+    )
 
 
 # ---------------------------------------------------------------------------- listings
@@ -403,12 +484,18 @@ def executors(as_json: bool) -> None:
     table.add_column("executor")
     table.add_column("options", overflow="fold")
     for name, fields in types.items():
-        table.add_row(name, ", ".join(f"{f['name']}={f['default']}" for f in fields) if fields else "")
+        table.add_row(
+            name, ", ".join(f"{f['name']}={f['default']}" for f in fields) if fields else ""
+        )
     _console().print(table)
 
 
 @main.command()
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file instead of stdout.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to a file instead of stdout.",
+)
 def schema(out: Path | None) -> None:
     """Print the JSON Schema of the workflow file format."""
     from simai.bench.config import workflow_json_schema
@@ -422,9 +509,18 @@ def schema(out: Path | None) -> None:
 
 @main.command()
 @click.argument("trace_file", type=click.Path(path_type=Path))
-@click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), help="Draw the timeline to this PNG.")
-@click.option("--summary", "summary", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the per-operation summary (.json or .csv).")
+@click.option(
+    "--plot",
+    "plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Draw the timeline to this PNG.",
+)
+@click.option(
+    "--summary",
+    "summary",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the per-operation summary (.json or .csv).",
+)
 def trace(trace_file: Path, plot: Path | None, summary: Path | None) -> None:
     """Summarise a Chrome/Perfetto trace.json written by a run; optionally plot its timeline."""
     from simai.bench._introspect import trace_tools
@@ -447,21 +543,44 @@ def trace(trace_file: Path, plot: Path | None, summary: Path | None) -> None:
 
 # ---------------------------------------------------------------------------- bench
 @main.command()
-@click.argument("suite", type=click.Choice(["datastore", "orchestrator", "kernels", "fidelity", "startup", "all"]))
+@click.argument(
+    "suite",
+    type=click.Choice(["datastore", "orchestrator", "kernels", "fidelity", "startup", "all"]),
+)
 @click.option("--quick", is_flag=True, help="Fewer sizes and rounds.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the results as JSON (for 'all': a directory prefix).")
-@click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path),
-              help="Staging plot path for the datastore suite (default: next to the JSON, else bench-datastore.png).")
-@click.option("--bench-dir", type=click.Path(file_okay=False, path_type=Path), envvar="SIMAI_BENCH_DIR",
-              help="Folder holding the suites (default: ./bench, or SIMAI_BENCH_DIR).")
-def bench(suite: str, quick: bool, json_path: Path | None, plot: Path | None, bench_dir: Path | None) -> None:
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the results as JSON (for 'all': a directory prefix).",
+)
+@click.option(
+    "--plot",
+    "plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Staging plot path for the datastore suite (default: next to the JSON, else bench-datastore.png).",
+)
+@click.option(
+    "--bench-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="SIMAI_BENCH_DIR",
+    help="Folder holding the suites (default: ./bench, or SIMAI_BENCH_DIR).",
+)
+def bench(
+    suite: str, quick: bool, json_path: Path | None, plot: Path | None, bench_dir: Path | None
+) -> None:
     """Run the repository's benchmark suites (bench/<suite>.py); every figure is a same-run ratio."""
     from simai.bench import _benchrun
 
     try:
-        code = _benchrun.run_suites(suite, quick=quick, json_path=json_path, plot=plot, bench_dir=bench_dir,
-                                    console=_console())
+        code = _benchrun.run_suites(
+            suite,
+            quick=quick,
+            json_path=json_path,
+            plot=plot,
+            bench_dir=bench_dir,
+            console=_console(),
+        )
     except _benchrun.BenchNotFound as exc:
         _fail(str(exc))
     sys.exit(code)

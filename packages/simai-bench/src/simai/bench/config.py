@@ -184,9 +184,16 @@ class ServerSpec(_Model):
 class OrchestratorSpec(_Model):
     """Which executor runs the components, plus that executor's options."""
 
-    name: str = Field("thread-pool", description="Executor: thread-pool | process-pool | dask | ray | parsl-local | parsl-htex | dragon.")
-    max_workers: PositiveInt | None = Field(None, description="Worker count (default: the executor's own).")
-    options: dict[str, Any] = Field(default_factory=dict, description="The executor's own options (see its config model).")
+    name: str = Field(
+        "thread-pool",
+        description="Executor: thread-pool | process-pool | dask | ray | parsl-local | parsl-htex | dragon.",
+    )
+    max_workers: PositiveInt | None = Field(
+        None, description="Worker count (default: the executor's own)."
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="The executor's own options (see its config model)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -210,16 +217,22 @@ class OrchestratorSpec(_Model):
     def create_config(self) -> Any:
         from simai.orchestrator import OrchestratorConfig
 
-        return OrchestratorConfig(name=self.name, max_workers=self.max_workers, options=dict(self.options))
+        return OrchestratorConfig(
+            name=self.name, max_workers=self.max_workers, options=dict(self.options)
+        )
 
 
 class SystemSpec(_Model):
     """The resources the orchestrator may hand out."""
 
     name: str = "local"
-    ncpus: PositiveInt | None = Field(None, description="CPU slots (default: the CPUs this process may use).")
+    ncpus: PositiveInt | None = Field(
+        None, description="CPU slots (default: the CPUs this process may use)."
+    )
     ngpus: NonNegativeInt | None = Field(None, description="GPU slots (default: 0).")
-    options: dict[str, Any] = Field(default_factory=dict, description="Further SystemConfig fields (cpus, gpus, pin_cpus, ...).")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Further SystemConfig fields (cpus, gpus, pin_cpus, ...)."
+    )
 
     @model_validator(mode="after")
     def _fits_system_config(self) -> SystemSpec:
@@ -242,7 +255,9 @@ class SystemSpec(_Model):
 
 
 class ProfilingSpec(_Model):
-    enabled: bool = Field(True, description="Record spans and write trace.json, summary.json/csv and timeline.png.")
+    enabled: bool = Field(
+        True, description="Record spans and write trace.json, summary.json/csv and timeline.png."
+    )
     timeline: bool = Field(True, description="Draw timeline.png (needs matplotlib).")
 
 
@@ -272,7 +287,9 @@ class SimulationSpec(_Model):
 
     kernels: list[KernelSpec] = Field(min_length=1)
     nsteps: PositiveInt = 1
-    write_every: NonNegativeInt = Field(0, description="Stage a step array every N steps (0: never).")
+    write_every: NonNegativeInt = Field(
+        0, description="Stage a step array every N steps (0: never)."
+    )
     array_size: PositiveInt = Field(319_488, description="Elements of the float32 array staged.")
 
 
@@ -315,7 +332,9 @@ class ComponentSpec(_Model):
     command: str | list[str] | None = Field(None, description="A command line run as a subprocess.")
     simulation: SimulationSpec | None = None
     ai: AISpec | None = None
-    type: Literal["local", "remote"] = Field("local", description="remote: launched through mpiexec with nnodes*ppn ranks.")
+    type: Literal["local", "remote"] = Field(
+        "local", description="remote: launched through mpiexec with nnodes*ppn ranks."
+    )
     args: dict[str, Any] = Field(default_factory=dict)
     dependencies: list[str] = Field(default_factory=list)
     nodes: list[str] | None = None
@@ -326,11 +345,15 @@ class ComponentSpec(_Model):
     gpu_affinity: list[NonNegativeInt] | None = None
     env_vars: dict[str, str] = Field(default_factory=dict)
     retries: NonNegativeInt = Field(0, description="Re-runs after a failure.")
-    timeout: PositiveFloat | None = Field(None, description="Seconds before the component is failed.")
+    timeout: PositiveFloat | None = Field(
+        None, description="Seconds before the component is failed."
+    )
 
     @model_validator(mode="after")
     def _exactly_one_body(self) -> ComponentSpec:
-        given = [k for k in ("function", "command", "simulation", "ai") if getattr(self, k) is not None]
+        given = [
+            k for k in ("function", "command", "simulation", "ai") if getattr(self, k) is not None
+        ]
         if len(given) != 1:
             raise ValueError(
                 "give exactly one of function, command, simulation, ai"
@@ -349,7 +372,9 @@ class WorkflowSpec(_Model):
     version: Literal[1] = 1
     name: str = Field("workflow", pattern=_NAME, max_length=128)
     description: str = ""
-    server: ServerSpec | None = Field(None, description="Started before the components and stopped after them.")
+    server: ServerSpec | None = Field(
+        None, description="Started before the components and stopped after them."
+    )
     orchestrator: OrchestratorSpec = Field(default_factory=OrchestratorSpec)
     system: SystemSpec = Field(default_factory=SystemSpec)
     profiling: ProfilingSpec = Field(default_factory=ProfilingSpec)
@@ -394,7 +419,7 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
                 stack.pop()
                 path.pop()
             elif state.get(nxt) == 1:
-                return [*path[path.index(nxt):], nxt]
+                return [*path[path.index(nxt) :], nxt]
             elif not state.get(nxt):
                 state[nxt] = 1
                 stack.append((nxt, iter(graph[nxt])))
@@ -410,7 +435,9 @@ def _nested_errors(prefix: str, exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-_PATH_PREFIX = re.compile(r"^([A-Za-z_][\w\-]*(?:\[\d+\])*(?:\.[A-Za-z_][\w\-]*(?:\[\d+\])*)*): (.*)$", re.S)
+_PATH_PREFIX = re.compile(
+    r"^([A-Za-z_][\w\-]*(?:\[\d+\])*(?:\.[A-Za-z_][\w\-]*(?:\[\d+\])*)*): (.*)$", re.S
+)
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:
@@ -480,4 +507,3 @@ def workflow_json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "simai workflow"
     return schema
-

@@ -115,7 +115,9 @@ class WorkflowResult:
 class WorkflowError(RuntimeError):
     def __init__(self, result: WorkflowResult):
         self.result = result
-        parts = [f"{c.name}: {c.status}" + (f" ({c.error})" if c.error else "") for c in result.failed]
+        parts = [
+            f"{c.name}: {c.status}" + (f" ({c.error})" if c.error else "") for c in result.failed
+        ]
         if result.error:
             parts.insert(0, result.error)
         super().__init__(f"workflow {result.name!r} failed: " + "; ".join(parts))
@@ -182,8 +184,9 @@ class Workflow:
         """Decorator form of `register_component`; returns the function unchanged."""
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.register_component(name or fn.__name__, fn, type=type, args=args,
-                                    dependencies=dependencies, **fields)
+            self.register_component(
+                name or fn.__name__, fn, type=type, args=args, dependencies=dependencies, **fields
+            )
             return fn
 
         return decorate
@@ -207,9 +210,17 @@ class Workflow:
             comp = name
         else:
             if executable is None:
-                raise TypeError(f"component {name!r}: give an executable (a callable or a command line)")
-            comp = WorkflowComponent(name, executable, type=type, args=dict(args or {}),
-                                     dependencies=list(dependencies or []), **fields)
+                raise TypeError(
+                    f"component {name!r}: give an executable (a callable or a command line)"
+                )
+            comp = WorkflowComponent(
+                name,
+                executable,
+                type=type,
+                args=dict(args or {}),
+                dependencies=list(dependencies or []),
+                **fields,
+            )
         with self._lock:
             if comp.name in self._components:
                 raise ValueError(f"a component named {comp.name!r} is already registered")
@@ -221,7 +232,9 @@ class Workflow:
         return list(self._components.values())
 
     # ------------------------------------------------------------------ launching
-    def launch(self, timeout: float | None = None, run_dir: str | os.PathLike[str] | None = None) -> WorkflowResult:
+    def launch(
+        self, timeout: float | None = None, run_dir: str | os.PathLike[str] | None = None
+    ) -> WorkflowResult:
         """Run every component; return when all finished (or failed). Never raises for a failed component."""
         session = _session()
         if session is not None:
@@ -231,7 +244,9 @@ class Workflow:
             log.error("%s", WorkflowError(result))
         return result
 
-    def launch_async(self, timeout: float | None = None, run_dir: str | os.PathLike[str] | None = None) -> cf.Future[WorkflowResult]:
+    def launch_async(
+        self, timeout: float | None = None, run_dir: str | os.PathLike[str] | None = None
+    ) -> cf.Future[WorkflowResult]:
         """Start the launch in a background thread; the Future resolves to the `WorkflowResult`."""
         fut: cf.Future[WorkflowResult] = cf.Future()
 
@@ -255,7 +270,9 @@ class Workflow:
             return [ComponentResult(n, "pending") for n in self._components]
         return live.snapshot()
 
-    def _launch(self, timeout: float | None, run_dir: str | os.PathLike[str] | None) -> WorkflowResult:
+    def _launch(
+        self, timeout: float | None, run_dir: str | os.PathLike[str] | None
+    ) -> WorkflowResult:
         from simai.orchestrator import Orchestrator
 
         run_dir = Path(run_dir) if run_dir else self.run_dir
@@ -298,8 +315,15 @@ class Workflow:
             error = f"{type(exc).__name__}: {exc}"
             log.debug("workflow %s failed", self.name, exc_info=True)
         records = live.snapshot(final=True)
-        return WorkflowResult(self.name, {r.name: r for r in records}, t0, time.time(),
-                              run_dir=run_dir, files=files, error=error)
+        return WorkflowResult(
+            self.name,
+            {r.name: r for r in records},
+            t0,
+            time.time(),
+            run_dir=run_dir,
+            files=files,
+            error=error,
+        )
 
     # ------------------------------------------------------------------ files
     @classmethod
@@ -316,8 +340,12 @@ class Workflow:
     def from_spec(cls, spec: Any, base_dir: str | os.PathLike[str] | None = None) -> Workflow:
         from simai.bench._declarative import component_from_spec
 
-        w = cls(spec.orchestrator.create_config(), spec.system.create_config(), name=spec.name,
-                server_config=spec.server.create_config() if spec.server else None)
+        w = cls(
+            spec.orchestrator.create_config(),
+            spec.system.create_config(),
+            name=spec.name,
+            server_config=spec.server.create_config() if spec.server else None,
+        )
         w.spec = spec
         for c in spec.components:
             w.register_component(component_from_spec(c, Path(base_dir or ".")))
@@ -418,21 +446,33 @@ class _LiveRun:
         for name in names:
             rec = records.get(name)
             if rec is None:
-                status, error = ("failed", "never submitted (the run broke first)") if final else ("pending", None)
+                status, error = (
+                    ("failed", "never submitted (the run broke first)")
+                    if final
+                    else ("pending", None)
+                )
                 out.append(ComponentResult(name, status, error=error, executor=self.executor))
                 continue
             status, error = rec.status, rec.error
             if final and name in self.not_done:
                 status = "failed"
-                error = f"timeout: not finished when the workflow's {self.timeout:g} s timeout ran out"
+                error = (
+                    f"timeout: not finished when the workflow's {self.timeout:g} s timeout ran out"
+                )
             elif final and status in ("pending", "running"):
                 status = "failed"
                 error = error or "did not finish before the workflow ended"
-            out.append(ComponentResult(
-                name=name, status=status, start=rec.started, end=rec.ended, error=error,
-                value=rec.result if status == "succeeded" else None,
-                executor=rec.executor or self.executor,
-            ))
+            out.append(
+                ComponentResult(
+                    name=name,
+                    status=status,
+                    start=rec.started,
+                    end=rec.ended,
+                    error=error,
+                    value=rec.result if status == "succeeded" else None,
+                    executor=rec.executor or self.executor,
+                )
+            )
         return out
 
 

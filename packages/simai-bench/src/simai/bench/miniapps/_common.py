@@ -22,8 +22,10 @@ def make_field(step: int, elements: int, seed: int = 0) -> np.ndarray:
 
 def check_field(field: Any, step: int, elements: int) -> None:
     if not isinstance(field, np.ndarray) or field.dtype != np.float32 or field.size != elements:
-        raise ValueError(f"staged field of step {step} came back as {type(field).__name__} "
-                         f"{getattr(field, 'dtype', '')} size {getattr(field, 'size', '?')}")
+        raise ValueError(
+            f"staged field of step {step} came back as {type(field).__name__} "
+            f"{getattr(field, 'dtype', '')} size {getattr(field, 'size', '?')}"
+        )
     if int(field[0]) != step:
         raise ValueError(f"read the field of step {int(field[0])} under the key of step {step}")
 

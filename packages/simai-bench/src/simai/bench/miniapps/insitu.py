@@ -61,8 +61,12 @@ def simulation(
     from simai.components import Simulation
 
     sim = Simulation(name=name, server_info=server_info, seed=seed)
-    sim.add_kernel("nekrs_step", mini_app_kernel="MatMulSimple2D", run_time=step_time,
-                   data_size=(matrix, matrix))
+    sim.add_kernel(
+        "nekrs_step",
+        mini_app_kernel="MatMulSimple2D",
+        run_time=step_time,
+        data_size=(matrix, matrix),
+    )
     sim.calibrate()
     if trainer:
         _await(sim, ready_key(trainer), wait_timeout, client, [trainer], name, also=kill_key)
@@ -90,14 +94,20 @@ def simulation(
             killed = True
             break
     elapsed = clock.elapsed()
-    out: dict[str, Any] = {"steps": step, "arrays_written": written, "MB_written": nbytes / 1e6,
-                           "killed": killed, "elapsed_s": elapsed}
+    out: dict[str, Any] = {
+        "steps": step,
+        "arrays_written": written,
+        "MB_written": nbytes / 1e6,
+        "killed": killed,
+        "elapsed_s": elapsed,
+    }
     out |= throughput(written, nbytes, elapsed)
     out["stage_write_MB_per_s"] = nbytes / 1e6 / write_s if write_s else 0.0
     out |= emulation_error(sim.fidelity())
     if not killed:
-        raise RuntimeError(f"{name}: no kill message after {step} steps ({elapsed:.1f} s); "
-                           "did the trainer fail?")
+        raise RuntimeError(
+            f"{name}: no kill message after {step} steps ({elapsed:.1f} s); did the trainer fail?"
+        )
     return out
 
 
@@ -118,13 +128,22 @@ def _failed_peer(client: Any, peers: list[str]) -> str | None:
     return None
 
 
-def _await(store: Any, key: str, timeout: float, client: Any, peers: list[str], me: str,
-           also: str | None = None) -> Any:
+def _await(
+    store: Any,
+    key: str,
+    timeout: float,
+    client: Any,
+    peers: list[str],
+    me: str,
+    also: str | None = None,
+) -> Any:
     """Wait for ``key`` to be staged; give up when a peer failed (or ``also`` appears)."""
     deadline = time.monotonic() + timeout
     while not store.poll_staged_data(key):
         if also is not None and store.poll_staged_data(also):
-            raise RuntimeError(f"{me}: {also!r} was staged before {key!r}: its partner ended early (see its error)")
+            raise RuntimeError(
+                f"{me}: {also!r} was staged before {key!r}: its partner ended early (see its error)"
+            )
         if (peer := _failed_peer(client, peers)) is not None:
             raise RuntimeError(f"{me}: component {peer!r} failed before staging {key!r}")
         if time.monotonic() > deadline:
@@ -160,11 +179,21 @@ def trainer(
     try:
         from simai.components import AI
 
-        ai = AI(name=name, datastore=store, model_type="feedforward", device="cpu",
-                input_dim=sample, output_dim=sample, seed=0)
+        ai = AI(
+            name=name,
+            datastore=store,
+            model_type="feedforward",
+            device="cpu",
+            input_dim=sample,
+            output_dim=sample,
+            seed=0,
+        )
         store.stage_write(ready_key(name), True)
         # Training needs data: wait for the first field of every simulation.
-        seen = {s: int(_await(store, latest_key(s), first_field_timeout, client, [s], name)) for s in sims}
+        seen = {
+            s: int(_await(store, latest_key(s), first_field_timeout, client, [s], name))
+            for s in sims
+        }
         clock = Stopwatch()
         for it in range(1, iterations + 1):
             if it % read_every == 0:
@@ -187,8 +216,12 @@ def trainer(
         # nothing waits for a trainer that is gone.
         store.stage_write(kill_key, "kill")
     elapsed = clock.elapsed()
-    out: dict[str, Any] = {"iterations": iterations, "arrays_read": read, "MB_read": nbytes / 1e6,
-                           "elapsed_s": elapsed}
+    out: dict[str, Any] = {
+        "iterations": iterations,
+        "arrays_read": read,
+        "MB_read": nbytes / 1e6,
+        "elapsed_s": elapsed,
+    }
     out |= throughput(read, nbytes, elapsed)
     out["stage_read_MB_per_s"] = nbytes / 1e6 / read_s if read_s else 0.0
     if ai.last_loss is not None:

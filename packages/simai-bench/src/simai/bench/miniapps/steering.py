@@ -33,14 +33,21 @@ def _true_weights(features: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed + 7919).standard_normal(features)
 
 
-def dock(server_info: dict, ligand: int, dock_time: float = 1.0, features: int = 16,
-         seed: int = 0, matrix: int = 128) -> dict[str, Any]:
+def dock(
+    server_info: dict,
+    ligand: int,
+    dock_time: float = 1.0,
+    features: int = 16,
+    seed: int = 0,
+    matrix: int = 128,
+) -> dict[str, Any]:
     """Emulate docking one ligand: a paced compute step, then stage its score and pose."""
     from simai.components import Simulation
 
     sim = Simulation(name=f"dock{ligand}", server_info=server_info, seed=seed + ligand)
-    sim.add_kernel("docking", mini_app_kernel="MatMulSimple2D", run_time=dock_time,
-                   data_size=(matrix, matrix))
+    sim.add_kernel(
+        "docking", mini_app_kernel="MatMulSimple2D", run_time=dock_time, data_size=(matrix, matrix)
+    )
     library = sim.stage_read("library", timeout=30)
     sim.run(nsteps=1)
     x = library[ligand]
@@ -50,22 +57,46 @@ def dock(server_info: dict, ligand: int, dock_time: float = 1.0, features: int =
     sim.stage_write(f"dock.{ligand}.score", score)
     sim.stage_write(f"dock.{ligand}.pose", pose)
     rep = sim.fidelity()
-    return {"ligand": ligand, "score": score, "pose_bytes": pose.nbytes,
-            "error": float(abs(rep.median)) if rep.count else float("nan")}
+    return {
+        "ligand": ligand,
+        "score": score,
+        "pose_bytes": pose.nbytes,
+        "error": float(abs(rep.median)) if rep.count else float("nan"),
+    }
 
 
-def steer(client: Any, server_info: dict, rounds: int = 5, library_size: int = 512,
-          batch: int = 6, features: int = 16, dock_time: float = 1.0, infer_time: float = 0.1,
-          train_time: float = 0.3, seed: int = 0) -> dict[str, Any]:
+def steer(
+    client: Any,
+    server_info: dict,
+    rounds: int = 5,
+    library_size: int = 512,
+    batch: int = 6,
+    features: int = 16,
+    dock_time: float = 1.0,
+    infer_time: float = 0.1,
+    train_time: float = 0.3,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Run ``rounds`` of infer -> submit docking tasks -> gather -> retrain."""
     from simai.components import AI
     from simai.orchestrator import WorkflowComponent
 
     rng = np.random.default_rng(seed)
     library = rng.standard_normal((library_size, features))
-    ai = AI(name="surrogate", server_info=server_info, model_type="feedforward", device="cpu",
-            seed=seed, lr=1e-2, batch_size=16, input_dim=features, output_dim=1,
-            neurons_per_layer=64, dropout=0.0, use_batchnorm=False)
+    ai = AI(
+        name="surrogate",
+        server_info=server_info,
+        model_type="feedforward",
+        device="cpu",
+        seed=seed,
+        lr=1e-2,
+        batch_size=16,
+        input_dim=features,
+        output_dim=1,
+        neurons_per_layer=64,
+        dropout=0.0,
+        use_batchnorm=False,
+    )
     store = ai.datastore
     store.stage_write("library", library)
     docked: dict[int, float] = {}
@@ -80,11 +111,20 @@ def steer(client: Any, server_info: dict, rounds: int = 5, library_size: int = 5
         order = rng.permutation(library_size) if r == 0 else np.argsort(-predicted)
         picks = [int(i) for i in order if int(i) not in docked][:batch]
         futures = {
-            client.submit(WorkflowComponent(
-                f"dock-r{r}-l{i}", dock, type="local",
-                args={"server_info": server_info, "ligand": i, "dock_time": dock_time,
-                      "features": features, "seed": seed},
-            )): i
+            client.submit(
+                WorkflowComponent(
+                    f"dock-r{r}-l{i}",
+                    dock,
+                    type="local",
+                    args={
+                        "server_info": server_info,
+                        "ligand": i,
+                        "dock_time": dock_time,
+                        "features": features,
+                        "seed": seed,
+                    },
+                )
+            ): i
             for i in picks
         }
         tasks += len(futures)
@@ -110,12 +150,26 @@ def steer(client: Any, server_info: dict, rounds: int = 5, library_size: int = 5
     truth = library @ _true_weights(features, seed)
     best = float(max(docked.values())) if docked else float("nan")
     # What random picks of the same budget find, on average: the steering's baseline.
-    random_best = float(np.mean([truth[rng.choice(library_size, len(docked), replace=False)].max()
-                                 for _ in range(200)])) if docked else float("nan")
+    random_best = (
+        float(
+            np.mean(
+                [
+                    truth[rng.choice(library_size, len(docked), replace=False)].max()
+                    for _ in range(200)
+                ]
+            )
+        )
+        if docked
+        else float("nan")
+    )
     out: dict[str, Any] = {
-        "rounds": rounds, "tasks_generated": tasks, "arrays_read": len(docked),
-        "best_score": best, "random_pick_best_score": random_best,
-        "library_best_score": float(truth.max()), "elapsed_s": elapsed,
+        "rounds": rounds,
+        "tasks_generated": tasks,
+        "arrays_read": len(docked),
+        "best_score": best,
+        "random_pick_best_score": random_best,
+        "library_best_score": float(truth.max()),
+        "elapsed_s": elapsed,
     }
     out |= throughput(len(docked), nbytes, elapsed)
     out |= emulation_error(ai.fidelity())
