@@ -551,8 +551,8 @@ def trace(trace_file: Path, plot: Path | None, summary: Path | None) -> None:
 @click.option(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the results as JSON (for 'all': a directory prefix).",
+    type=click.Path(path_type=Path),
+    help="Write the results as JSON: a file, or for 'all' a directory (one SUITE.json each).",
 )
 @click.option(
     "--plot",
