@@ -61,82 +61,40 @@ class _Model(BaseModel):
 
 
 # --------------------------------------------------------------------------- registries
-# Each returns None when the providing layer is not importable (then the name is
-# checked later, when the component runs).
+# simai-bench depends on every layer; they are imported here, not at module import, to keep
+# `import simai.bench` fast.
 
 
-def _known_kernels() -> list[str] | None:
-    try:
-        from simai.kernels import list_kernels
-    except ImportError:
-        return None
-    try:
-        families = list_kernels()
-    except Exception:
-        return None
-    names: list[str] = []
-    if isinstance(families, dict):
-        for members in families.values():
-            names.extend(members)
-    else:
-        names.extend(families)
-    return names
+def _known_kernels() -> list[str]:
+    from simai.kernels import list_kernels
+
+    return [name for names in list_kernels().values() for name in names]
 
 
 def _server_registry() -> Any:
-    try:
-        from simai.datastore.registry import server_registry
-    except ImportError:
-        return None
+    from simai.datastore.registry import server_registry
+
     return server_registry
 
 
-def _known_server_types() -> list[str] | None:
-    registry = _server_registry()
-    if registry is None:
-        return None
-    try:
-        return list(registry.list_types())
-    except Exception:
-        return None
+def _known_server_types() -> list[str]:
+    return list(_server_registry().list_types())
 
 
-def _known_executors() -> list[str] | None:
-    try:
-        import simai.orchestrator as orch
-    except ImportError:
-        return None
-    for attr in ("list_executors", "available_executors", "executor_names"):
-        fn = getattr(orch, attr, None)
-        if callable(fn):
-            try:
-                return list(fn())
-            except Exception:
-                return None
-    try:
-        from simai.orchestrator import registry
-    except ImportError:
-        return None
-    for attr in ("list_executors", "names", "available"):
-        fn = getattr(registry, attr, None)
-        if callable(fn):
-            try:
-                return list(fn())
-            except Exception:
-                return None
-    return None
+def _known_executors() -> list[str]:
+    from simai.orchestrator import list_executors
+
+    return list(list_executors())
 
 
-def _known_model_types() -> list[str] | None:
-    try:
-        from simai.components.config import MODEL_CONFIGS
-    except ImportError:
-        return None
+def _known_model_types() -> list[str]:
+    from simai.components.config import MODEL_CONFIGS
+
     return list(MODEL_CONFIGS)
 
 
-def _check_name(what: str, name: str, known: list[str] | None) -> str:
-    if not known:  # the layer (or its entry points) is not installed: checked when it runs
+def _check_name(what: str, name: str, known: list[str]) -> str:
+    if not known:  # no entry points registered (a broken install): checked when it runs
         return name
     lowered = {k.lower(): k for k in known}
     if name.lower() in lowered:
@@ -166,11 +124,8 @@ class ServerSpec(_Model):
 
     @model_validator(mode="after")
     def _options_fit_type(self) -> ServerSpec:
-        server_registry = _server_registry()
-        if server_registry is None or not _known_server_types():
-            return self
         try:
-            server_registry.create_config(self.type, **self.options)
+            _server_registry().create_config(self.type, **self.options)
         except ValidationError as exc:
             raise ValueError(_nested_errors("options", exc)) from None
         except (TypeError, ValueError, KeyError) as exc:
