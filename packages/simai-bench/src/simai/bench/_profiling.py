@@ -11,10 +11,8 @@ log = logging.getLogger("simai.bench")
 
 def configure_from_env() -> None:
     """Join the run's trace in this process/rank (a cheap no-op outside a profiled run)."""
-    try:
-        from simai.profiling import configure_from_env as _configure
-    except ImportError:
-        return
+    from simai.profiling import configure_from_env as _configure
+
     _configure()
 
 

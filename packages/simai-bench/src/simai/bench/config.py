@@ -157,10 +157,8 @@ class OrchestratorSpec(_Model):
 
     @model_validator(mode="after")
     def _options_fit_executor(self) -> OrchestratorSpec:
-        try:
-            from simai.orchestrator.registry import make_executor_config
-        except ImportError:
-            return self
+        from simai.orchestrator.registry import make_executor_config
+
         try:
             make_executor_config(self.name, max_workers=self.max_workers, **self.options)
         except ValidationError as exc:
@@ -191,10 +189,8 @@ class SystemSpec(_Model):
 
     @model_validator(mode="after")
     def _fits_system_config(self) -> SystemSpec:
-        try:
-            from simai.orchestrator import SystemConfig
-        except ImportError:
-            return self
+        from simai.orchestrator import SystemConfig
+
         try:
             SystemConfig(name=self.name, ncpus=self.ncpus, ngpus=self.ngpus, **self.options)
         except ValidationError as exc:

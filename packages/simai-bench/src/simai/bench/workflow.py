@@ -417,13 +417,10 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    try:
-        import numpy as np
+    import numpy as np
 
-        if isinstance(value, np.generic):
-            return value.item()
-    except ImportError:
-        pass
+    if isinstance(value, np.generic):
+        return value.item()
     return repr(value)
 
 
