@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -93,6 +94,16 @@ def _known_model_types() -> list[str]:
     return list(MODEL_CONFIGS)
 
 
+def _check_options(build: Callable[[], Any]) -> None:
+    """Build the layer's own config from a spec's ``options``; its errors name ``options``."""
+    try:
+        build()
+    except ValidationError as exc:
+        raise ValueError(_nested_errors("options", exc)) from None
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"options: {exc}") from None
+
+
 def _check_name(what: str, name: str, known: list[str]) -> str:
     if not known:  # no entry points registered (a broken install): checked when it runs
         return name
@@ -124,12 +135,7 @@ class ServerSpec(_Model):
 
     @model_validator(mode="after")
     def _options_fit_type(self) -> ServerSpec:
-        try:
-            _server_registry().create_config(self.type, **self.options)
-        except ValidationError as exc:
-            raise ValueError(_nested_errors("options", exc)) from None
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ValueError(f"options: {exc}") from None
+        _check_options(lambda: _server_registry().create_config(self.type, **self.options))
         return self
 
     def create_config(self) -> Any:
@@ -159,12 +165,9 @@ class OrchestratorSpec(_Model):
     def _options_fit_executor(self) -> OrchestratorSpec:
         from simai.orchestrator.registry import make_executor_config
 
-        try:
-            make_executor_config(self.name, max_workers=self.max_workers, **self.options)
-        except ValidationError as exc:
-            raise ValueError(_nested_errors("options", exc)) from None
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ValueError(f"options: {exc}") from None
+        _check_options(
+            lambda: make_executor_config(self.name, max_workers=self.max_workers, **self.options)
+        )
         return self
 
     def create_config(self) -> Any:
@@ -191,12 +194,9 @@ class SystemSpec(_Model):
     def _fits_system_config(self) -> SystemSpec:
         from simai.orchestrator import SystemConfig
 
-        try:
-            SystemConfig(name=self.name, ncpus=self.ncpus, ngpus=self.ngpus, **self.options)
-        except ValidationError as exc:
-            raise ValueError(_nested_errors("options", exc)) from None
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"options: {exc}") from None
+        _check_options(
+            lambda: SystemConfig(name=self.name, ncpus=self.ncpus, ngpus=self.ngpus, **self.options)
+        )
         return self
 
     def create_config(self) -> Any:
