@@ -87,3 +87,13 @@ def server_info(request, tmp_path):
         cfg = server_registry.create_config("daos", mode="kv", pool="pool0", container="cont0")
     with ServerManager(f"test-{name}", config=cfg) as sm:
         yield sm.get_server_info()
+
+
+# A DataStore on each file-backed backend (one file per value on disk).
+@pytest.fixture(params=["filesystem", "node-local", "daos"])
+def file_store(request, tmp_path):
+    opts = {"server_address": str(tmp_path / "stage")}
+    if request.param == "node-local":
+        opts = {}
+    with ServerManager("f", config=server_registry.create_config(request.param, **opts)) as sm:
+        yield DataStore("f", server_info=sm.get_server_info())

@@ -32,15 +32,6 @@ def test_small_values_are_never_deferred():
     assert not isinstance(encode(b"x" * (2 << 20), defer_checksum=True), PendingFrame)
 
 
-@pytest.fixture(params=["filesystem", "node-local", "daos"])
-def file_store(request, tmp_path):
-    opts = {"server_address": str(tmp_path / "stage")}
-    if request.param == "node-local":
-        opts = {}
-    with ServerManager("f", config=server_registry.create_config(request.param, **opts)) as sm:
-        yield DataStore("f", server_info=sm.get_server_info())
-
-
 def test_large_arrays_written_with_streamed_checksum_round_trip(file_store):
     rng = np.random.default_rng(2)
     for i in range(3):  # replacing a large value: node-local reuses the old file

@@ -53,15 +53,6 @@ def test_killed_redis_is_reported_fast_and_can_be_restarted():
 
 
 # ---------------------------------------------------------------- damaged files
-@pytest.fixture(params=["filesystem", "node-local", "daos"])
-def file_store(request, tmp_path):
-    opts = {"server_address": str(tmp_path / "stage")}
-    if request.param == "node-local":
-        opts = {}
-    with ServerManager("f", config=server_registry.create_config(request.param, **opts)) as sm:
-        yield DataStore("f", server_info=sm.get_server_info())
-
-
 def test_truncated_file_raises_naming_the_key(file_store):
     file_store.stage_write("field/T", np.random.default_rng(0).random(10_000))
     path = file_store.transport._path("field/T")
