@@ -151,17 +151,22 @@ def _mpi_op(MPI: Any, op: str) -> Any:
 # -- the kernels ------------------------------------------------------------------------
 
 
+def _send_recv(call: Call) -> dict[str, Any]:
+    """A seeded ``send`` array and a zeroed ``recv`` of the same shape (reductions)."""
+    be = call.backend
+    return {
+        "send": be.asarray(seeded(call.shape, call.dtype, call.rank, 1)),
+        "recv": be.zeros(call.shape, call.dtype),
+    }
+
+
 class AllReduce(_CommKernel):
     """Every rank gets the elementwise ``op`` (default sum) of all ranks' ``send`` arrays."""
 
     options = {"backend": "auto", "op": "sum"}
 
     def buffers_for(self, call: Call) -> dict[str, Any]:
-        be = call.backend
-        return {
-            "send": be.asarray(seeded(call.shape, call.dtype, call.rank, 1)),
-            "recv": be.zeros(call.shape, call.dtype),
-        }
+        return _send_recv(call)
 
     def run_mpi(self, call, s, MPI):
         call.comm.Allreduce(s["send"], s["recv"], op=_mpi_op(MPI, call.options["op"]))
@@ -211,11 +216,7 @@ class Reduce(_CommKernel):
     options = {"backend": "auto", "op": "sum", "root": 0}
 
     def buffers_for(self, call: Call) -> dict[str, Any]:
-        be = call.backend
-        return {
-            "send": be.asarray(seeded(call.shape, call.dtype, call.rank, 1)),
-            "recv": be.zeros(call.shape, call.dtype),
-        }
+        return _send_recv(call)
 
     def run_mpi(self, call, s, MPI):
         call.comm.Reduce(

@@ -46,11 +46,15 @@ class Channel:
         return bytes(buf)
 
     def close(self) -> None:
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._sock.close()
+        _close(self._sock)
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
 
 
 def _answer(ch: Channel, key: bytes) -> None:
@@ -85,11 +89,7 @@ class ChannelListener:
         return ch
 
     def close(self) -> None:
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self._sock.close()
+        _close(self._sock)
 
 
 def connect(address: tuple, key: bytes) -> Channel:
