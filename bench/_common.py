@@ -21,15 +21,17 @@ class Result:
     suite: str
     case: str  # e.g. "node-local write+read 64MiB"
     ours: float  # seconds (or the unit below) for our implementation
-    reference: float  # the same measure for the reference, same run
-    reference_name: str  # e.g. "np.copyto"
+    reference: float | None  # the same measure for the reference, same run; None: not measured
+    reference_name: str  # e.g. "np.copyto", or why the reference was not measured
     unit: str = "s"
     target: str = ""  # e.g. "<= 3.0x"; empty when the case has no target
     met: bool | None = None
     extra: dict = field(default_factory=dict)
 
     @property
-    def ratio(self) -> float:
+    def ratio(self) -> float | None:
+        if self.reference is None:
+            return None
         return self.ours / self.reference if self.reference else float("inf")
 
 
@@ -63,8 +65,23 @@ def machine() -> dict:
     }
 
 
-def report(title: str, results: list[Result], json_path: str | None = None) -> None:
+def console():
+    """A rich console; in logs and CI (not a terminal) wide enough that tables never wrap."""
+    import os
+
     from rich.console import Console
+
+    if os.isatty(1) or "COLUMNS" in os.environ:
+        return Console()
+    return Console(width=250)
+
+
+def note(message: str) -> None:
+    """A visible line in the suite's output: a reference skipped, and why."""
+    console().print(f"[yellow]note:[/] {message}", highlight=False)
+
+
+def report(title: str, results: list[Result], json_path: str | None = None) -> None:
     from rich.table import Table
 
     table = Table(title=title)
@@ -72,15 +89,18 @@ def report(title: str, results: list[Result], json_path: str | None = None) -> N
         table.add_column(col, justify="left" if col == "case" else "right")
     for r in results:
         verdict = "" if r.met is None else ("[green]met" if r.met else "[red]not met")
+        skipped = r.reference is None
         table.add_row(
             r.case,
             _fmt(r.ours, r.unit),
-            f"{_fmt(r.reference, r.unit)} ({r.reference_name})",
-            f"{r.ratio:.2f}x",
+            f"({r.reference_name})"
+            if skipped
+            else f"{_fmt(r.reference, r.unit)} ({r.reference_name})",
+            "" if skipped else f"{r.ratio:.2f}x",
             r.target,
             verdict,
         )
-    Console().print(table)
+    console().print(table)
     if json_path:
         payload = {
             "title": title,

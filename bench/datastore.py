@@ -31,7 +31,7 @@ from multiprocessing import shared_memory
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Result, median_time, parser, report
+from _common import Result, median_time, note, parser, report
 
 from simai.datastore import DataStore, ServerManager, server_registry
 
@@ -131,6 +131,24 @@ def _raw_redis(client, a: np.ndarray):
     return op
 
 
+def _proxystore_stores(shm_root: str, host: str, port: int, password: str) -> dict:
+    import redis
+    from proxystore.connectors.file import FileConnector
+    from proxystore.connectors.redis import RedisConnector
+    from proxystore.store import Store
+
+    rc = RedisConnector(host, port)
+    # RedisConnector (proxystore 1.1) takes no password and our redis-server requires one:
+    # its client is replaced by one that authenticates. Private, so it is done here only.
+    rc._redis_client = redis.Redis(host=host, port=port, password=password)
+    return {
+        "ProxyStore file (/dev/shm)": Store(
+            "ps-file", FileConnector(os.path.join(shm_root, "ps")), register=False
+        ),
+        "ProxyStore redis": Store("ps-redis", rc, register=False),
+    }
+
+
 def _proxystore(store, a: np.ndarray):
     def op():
         key = store.put(a)
@@ -203,11 +221,12 @@ def _m2o_writer(info, w, n, nbytes, start, raw):
             ds.stage_write(f"m2o/{w}/{i}", a)
 
 
-def _many_to_one(info, nbytes, n, raw):
+def _many_to_one(info, nbytes, n, raw, writers=4):
     ctx = mp.get_context("fork")
     start = ctx.Event()
     procs = [
-        ctx.Process(target=_m2o_writer, args=(info, w, n, nbytes, start, raw)) for w in range(4)
+        ctx.Process(target=_m2o_writer, args=(info, w, n, nbytes, start, raw))
+        for w in range(writers)
     ]
     for p in procs:
         p.start()
@@ -219,17 +238,17 @@ def _many_to_one(info, nbytes, n, raw):
 
         host, port = info["config"]["server_address"].rsplit(":", 1)
         c = redis.Redis(host=host, port=int(port), password=info["config"]["password"])
-        for w in range(4):
+        for w in range(writers):
             for i in range(n):
                 while (v := c.get(f"m2o-raw/{w}/{i}")) is None:
                     time.sleep(5e-5)
                 assert np.frombuffer(v, dtype=np.float32)[0] == w
         elapsed = time.perf_counter() - t0
-        c.delete(*[f"m2o-raw/{w}/{i}" for w in range(4) for i in range(n)])
+        c.delete(*[f"m2o-raw/{w}/{i}" for w in range(writers) for i in range(n)])
         return _join(procs, elapsed)
     elif raw == "file":
         d = info["config"]["server_address"]
-        for w in range(4):
+        for w in range(writers):
             for i in range(n):
                 path = os.path.join(d, f"raw-{w}-{i}")
                 while not os.path.exists(path):
@@ -237,17 +256,18 @@ def _many_to_one(info, nbytes, n, raw):
                 with open(path, "rb") as f:
                     assert np.frombuffer(f.read(), dtype=np.float32)[0] == w
         elapsed = time.perf_counter() - t0
-        for w in range(4):
+        for w in range(writers):
             for i in range(n):
                 os.unlink(os.path.join(d, f"raw-{w}-{i}"))
         return _join(procs, elapsed)
     else:
         ds = DataStore("reader", server_info=info)
-        for w in range(4):
+        for w in range(writers):
             for i in range(n):
                 assert ds.stage_read(f"m2o/{w}/{i}", timeout=60)[0] == w
         elapsed = time.perf_counter() - t0
-        ds.clean()
+        for w in range(writers):  # each writer's keys belong to its store name
+            DataStore(f"w{w}", server_info=info).clean()
         return _join(procs, elapsed)
     elapsed = time.perf_counter() - t0
     for p in procs:
@@ -266,6 +286,11 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--sizes", default="1KiB,1MiB,16MiB,64MiB")
     p.add_argument("--no-proxystore", action="store_true")
+    p.add_argument(
+        "--only",
+        choices=["redis"],
+        help="only this backend's write+read cases against their reference",
+    )
     p.add_argument("--plot", metavar="PNG", help="also plot MB/s vs size, one line per method")
     args = p.parse_args()
     sizes = [int(s[:-3]) * (MiB if s.endswith("MiB") else KiB) for s in args.sizes.split(",")]
@@ -302,23 +327,36 @@ def main() -> None:
         host, port = rinfo["server_address"].rsplit(":", 1)
         raw_redis = redis.Redis(host=host, port=int(port), password=rinfo["password"])
         ps_stores = {}
-        if not args.no_proxystore:
-            from proxystore.connectors.file import FileConnector
-            from proxystore.connectors.redis import RedisConnector
-            from proxystore.store import Store
-
-            ps_stores["ProxyStore file (/dev/shm)"] = Store(
-                "ps-file", FileConnector(os.path.join(shm_root, "ps")), register=False
+        try:
+            if not args.no_proxystore:
+                ps_stores = _proxystore_stores(shm_root, host, int(port), rinfo["password"])
+        except ImportError:
+            note(
+                "the ProxyStore references are skipped: proxystore is not installed (pip install proxystore)"
             )
-            rc = RedisConnector(host, int(port))
-            rc._redis_client = redis.Redis(host=host, port=int(port), password=rinfo["password"])
-            ps_stores["ProxyStore redis"] = Store("ps-redis", rc, register=False)
 
         for n in sizes:
             a = np.random.default_rng(0).random(n // 4, dtype=np.float32)
             lab = _label(n)
             rounds = _rounds(n, args.quick)
             small = n <= 4 * KiB
+            rr = _compare(
+                results,
+                f"redis {lab}",
+                _ours(stores["redis"], a),
+                _raw_redis(raw_redis, a),
+                "redis-py SET/GET",
+                rounds,
+                target=None if small else 1.0,
+                nbytes=n,
+                method="simai redis",
+            )
+            if small:
+                _overhead_row(
+                    results, f"redis {lab} overhead", rr.ours, rr.reference, rr.reference_name
+                )
+            if args.only == "redis":
+                continue
             r = _compare(
                 results,
                 f"node-local {lab}",
@@ -383,17 +421,6 @@ def main() -> None:
                 nbytes=n,
                 method="simai filesystem /dev/shm",
             )
-            rr = _compare(
-                results,
-                f"redis {lab}",
-                _ours(stores["redis"], a),
-                _raw_redis(raw_redis, a),
-                "redis-py SET/GET",
-                rounds,
-                target=None if small else 1.0,
-                nbytes=n,
-                method="simai redis",
-            )
             if small:
                 _overhead_row(
                     results,
@@ -415,9 +442,6 @@ def main() -> None:
                     rs_.ours,
                     rs_.reference,
                     rs_.reference_name,
-                )
-                _overhead_row(
-                    results, f"redis {lab} overhead", rr.ours, rr.reference, rr.reference_name
                 )
                 for where, root in (("/tmp", tmp_root), ("/dev/shm", shm_root)):
                     _compare(
@@ -443,6 +467,9 @@ def main() -> None:
                     method="simai node-local" if "file" in name else "simai redis",
                 )
             del a
+        if args.only:
+            report("simai.datastore staging (write+read, median of rounds)", results, args.json)
+            return
 
         # telemetry: the same 1 KiB write+read with and without the span wrapper
         import simai.datastore.store as store_mod
@@ -467,21 +494,22 @@ def main() -> None:
             )
         )
 
-        # many-to-one: 4 writer processes, 1 reader
-        m2o_n = 10 if args.quick else 40
-        for label, sm, raw in (("redis", rs, "redis"), ("node-local", nl, "file")):
-            info = sm.get_server_info()
-            t_ours = _many_to_one(info, MiB, m2o_n, None)
-            t_raw = _many_to_one(info, MiB, m2o_n, raw)
-            results.append(
-                Result(
-                    SUITE,
-                    f"many-to-one 4 writers->1 reader, {m2o_n}x1MiB each, {label}",
-                    t_ours,
-                    t_raw,
-                    "redis-py SET/GET" if raw == "redis" else "raw files + rename",
+        # many-to-one: 4 and 16 writer processes, 1 reader, the same 160 values in all
+        for writers in (4, 16):
+            m2o_n = (40 if args.quick else 160) // writers
+            for label, sm, raw in (("redis", rs, "redis"), ("node-local", nl, "file")):
+                info = sm.get_server_info()
+                t_ours = _many_to_one(info, MiB, m2o_n, None, writers)
+                t_raw = _many_to_one(info, MiB, m2o_n, raw, writers)
+                results.append(
+                    Result(
+                        SUITE,
+                        f"many-to-one {writers} writers->1 reader, {m2o_n}x1MiB each, {label}",
+                        t_ours,
+                        t_raw,
+                        "redis-py SET/GET" if raw == "redis" else "raw files + rename",
+                    )
                 )
-            )
     report("simai.datastore staging (write+read, median of rounds)", results, args.json)
     if args.plot:
         _plot(results, args.plot)

@@ -19,28 +19,33 @@ system_config = SystemConfig(name="local", ncpus=4, ngpus=0)
 
 w = Workflow(orchestrator_config=orchestrator_config, system_config=system_config)
 
+
 # Add the first simulation component to the workflow
-@w.component(name="sim",
-             type="remote", # set remote execution, meaning launching through mpirun/mpiexec, needed for multi-node or MPI components
-             args={"server_info": server_info})
+@w.component(
+    name="sim",
+    type="remote",  # set remote execution, meaning launching through mpirun/mpiexec, needed for multi-node or MPI components
+    args={"server_info": server_info},
+)
 def run_sim(server_info: dict):
-  sim = Simulation(name="sim",
-                   server_info=server_info)
-  sim.add_kernel("MatMulSimple2D")
-  sim.run()
-  sim.stage_write("key", "value") # write data to the staging backend
+    sim = Simulation(name="sim", server_info=server_info)
+    sim.add_kernel("MatMulSimple2D")
+    sim.run()
+    sim.stage_write("key", "value")  # write data to the staging backend
+
 
 # Add the second simulation component to the workflow
-@w.component(name="sim2", 
-             type="local", # set local execution, meaning launching through Python mp.Process on the local node
-             args={"server_info": server_info},
-             dependencies=["sim"]) # set a dependency on the first simulation component
+@w.component(
+    name="sim2",
+    type="local",  # set local execution, meaning launching through Python mp.Process on the local node
+    args={"server_info": server_info},
+    dependencies=["sim"],
+)  # set a dependency on the first simulation component
 def run_sim2(server_info: dict):
-  sim = Simulation(name="sim2",
-                   server_info=server_info)
-  sim.add_kernel("MatMulGeneral")
-  value = sim.stage_read("key") # read data from the staging backend
-  sim.run()
+    sim = Simulation(name="sim2", server_info=server_info)
+    sim.add_kernel("MatMulGeneral")
+    value = sim.stage_read("key")  # read data from the staging backend
+    sim.run()
+
 
 # Execute the workflow
 w.launch()

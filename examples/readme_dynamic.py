@@ -11,6 +11,7 @@ from simai.bench.component import WorkflowComponent
 from simai.bench.datastore import DataStore
 import time
 
+
 # Define a parent task that dynamically generates child tasks
 def dynamic_sim(client: OrchetratorClient, server_info: dict, ntasks: int = 10):
     """
@@ -20,27 +21,28 @@ def dynamic_sim(client: OrchetratorClient, server_info: dict, ntasks: int = 10):
     # Initialize data store and write initial value
     ds = DataStore("ds", server_info=server_info)
     ds.stage_write("key", "sim")
-    
+
     # Define the child task function
     def sub_sim(simid: int, ds: DataStore):
         import time
+
         # Read current value from staging backend
         value = ds.stage_read("key")
-        
+
         # Validate the expected value based on task sequence
         expected = "sim" + "".join([f"-sim{i}" for i in range(simid)])
         assert value == expected, f"{value} != {expected}"
-        
+
         # Append task identifier and write back
         ds.stage_write("key", value + f"-sim{simid}")
         time.sleep(1)
-    
+
     # Dynamically create a chain of tasks with dependencies
     futures = []
     for i in range(ntasks):
         # Set dependency on previous task (except first task)
-        dependencies = [f"sim{i-1}"] if i > 0 else []
-        
+        dependencies = [f"sim{i - 1}"] if i > 0 else []
+
         # Submit task to orchestrator
         future = client.submit(
             WorkflowComponent(
@@ -48,14 +50,15 @@ def dynamic_sim(client: OrchetratorClient, server_info: dict, ntasks: int = 10):
                 sub_sim,
                 type="local",
                 args={"simid": i, "ds": ds},
-                dependencies=dependencies
+                dependencies=dependencies,
             )
         )
         futures.append(future)
-    
+
     # Wait for all tasks to complete
     while not all([future.done() for future in futures]):
         time.sleep(5)
+
 
 # Initialize data staging server
 server_config = server_registry.create_config("filesystem")
@@ -76,7 +79,7 @@ component = WorkflowComponent(
     "sim",
     executable=dynamic_sim,
     type="local",
-    args={"client": client, "server_info": server_info, "ntasks": 10}
+    args={"client": client, "server_info": server_info, "ntasks": 10},
 )
 
 future = client.submit(component)

@@ -78,7 +78,8 @@ BAD_FIELDS = [
     (("orchestrator", "options"), {"max_worker": 2}, "max_worker"),
     (("system", "ncpus"), -1, "system.ncpus"),
     (("system", "ngpus"), "two", "system.ngpus"),
-    (("system", "options"), {"pin_cpu": True}, "pin_cpu"),
+    (("system", "ncpus"), 10**9, "system.ncpus"),
+    (("system", "pin_cpus"), "maybe", "system.pin_cpus"),
     (("profiling", "enabled"), "maybe", "profiling.enabled"),
     (("components",), [], "components"),
     (("components",), "sim", "components"),
@@ -94,7 +95,9 @@ BAD_FIELDS = [
     (("components", 0, "retries"), -1, "components[0].retries"),
     (("components", 0, "cpu_affinity"), [-1], "components[0].cpu_affinity"),
     (("components", 1, "dependencies"), ["sin"], "components[1].dependencies"),
-    (("components", 1, "dependencies"), ["train"], "components[1].dependencies"),
+    (("components", 1, "dependencies"), ["train"], "components[1]: component 'train' cannot"),
+    (("components", 0, "cpu_affinity"), [1, 1], "components[0]: cpu_affinity lists a CPU twice"),
+    (("components", 0, "gpu_affinity"), [-1], "components[0].gpu_affinity"),
     (("components", 1, "command"), "", "components[1]"),
 ]
 
@@ -152,7 +155,12 @@ def _fields_at(path) -> set[str]:
         ("system",): config.SystemSpec,
         ("profiling",): config.ProfilingSpec,
     }.get(tuple(path), config.ComponentSpec)
-    return set(model.model_fields)
+    fields = set(model.model_fields)
+    if path == ("orchestrator",):  # keys OrchestratorConfig does not define are executor options
+        from simai.orchestrator import executor_config_class
+
+        fields |= set(executor_config_class("thread-pool").model_fields)
+    return fields
 
 
 names = st.text(alphabet="abcdefghij0123456789_-", min_size=1, max_size=8).filter(
@@ -248,12 +256,69 @@ def test_packaged_miniapp_configs_match_the_examples_and_validate():
         config_path("insito")
 
 
-def test_the_published_schema_in_docs_is_current():
-    from pathlib import Path
+# Each section is the owning layer's model: what the layer accepts, the file accepts.
 
-    published = Path(__file__).resolve().parents[3] / "docs" / "workflow.schema.json"
-    if not published.is_file():
-        pytest.skip("not a repository checkout (docs/ is absent)")
-    assert json.loads(published.read_text()) == workflow_json_schema(), (
-        "regenerate it: simai schema --out docs/workflow.schema.json"
+
+def _with_component(**fields):
+    data = copy.deepcopy(BASE)
+    data["components"][0].update(fields)
+    return data
+
+
+def test_gpu_affinity_takes_ints_and_tile_strings_as_workflow_component_does():
+    from simai.orchestrator import WorkflowComponent
+
+    spec = parse_workflow_dict(_with_component(gpu_affinity=[0, "0.1"]))
+    assert spec.components[0].gpu_affinity == ["0", "0.1"]
+    built = spec.components[0].workflow_component(print)
+    assert built.gpu_affinity == WorkflowComponent("x", print, gpu_affinity=[0, "0.1"]).gpu_affinity
+
+
+def test_a_kernel_device_with_an_index_is_accepted():
+    sim = {"kernels": [{"name": "MatMulSimple2D", "device": "cuda:1", "run_count": 1}]}
+    data = {"components": [{"name": "s", "simulation": sim}]}
+    kernel = parse_workflow_dict(data).components[0].simulation.kernels[0]
+    assert kernel.device == "cuda:1"
+    sim["kernels"][0]["device"] = "tpu"
+    assert "components[0].simulation.kernels[0].device" in _errors(data)
+
+
+def test_server_type_follows_the_datastore_name_normalisation():
+    from simai.datastore import server_registry
+
+    data = copy.deepcopy(BASE)
+    data["server"] = {"type": "Node_Local"}
+    spec = parse_workflow_dict(data)
+    assert spec.server.type == "node-local"
+    assert spec.server.create_config() == server_registry.create_config("Node_Local")
+
+
+def test_profiling_timeline_is_not_a_field_any_more():
+    data = copy.deepcopy(BASE)
+    data["profiling"]["timeline"] = False
+    assert "profiling.timeline" in _errors(data)
+
+
+def test_every_workflow_component_field_is_a_component_field():
+    from simai.bench.config import ComponentSpec
+    from simai.orchestrator import WorkflowComponent
+
+    wc = set(WorkflowComponent.__pydantic_fields__) - {"executable"}
+    assert wc <= set(ComponentSpec.model_fields)
+
+
+def test_command_line_overrides_apply_to_the_file_as_written(tmp_path):
+    # SystemConfig fills `cpus` from `ncpus` when it validates; an override of ncpus must
+    # not meet the cpus filled in for the file's own value ("ncpus=1 but cpus lists 2").
+    import subprocess
+    import sys
+
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("system: {ncpus: 2}\ncomponents: [{name: a, command: 'true'}]\n")
+    cmd = [sys.executable, "-m", "simai.bench.cli", "run", str(wf), "--set", "system.ncpus=1"]
+    out = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120
     )
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert [c["status"] for c in result["components"]] == ["succeeded"]

@@ -6,6 +6,7 @@ import concurrent.futures as cf
 import json
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -74,18 +75,25 @@ def _raise(msg):
 
 
 def test_launch_async_returns_a_future_that_resolves_to_the_result():
+    started, release = threading.Event(), threading.Event()
+
+    def slow():
+        started.set()
+        release.wait(60)  # held until the test has looked at the live status
+        return "done"
+
     w = _wf()
-    w.register_component("slow", _sleep, args={"s": 0.2})
-    fut = w.launch_async(timeout=60)
+    w.register_component("slow", slow)
+    fut = w.launch_async(timeout=120)
     assert isinstance(fut, cf.Future)
-    seen_running = False
-    deadline = time.time() + 30
-    while not fut.done() and time.time() < deadline:
-        seen_running |= any(c.status == "running" for c in w.status())
-        time.sleep(0.01)
-    result = fut.result(timeout=30)
-    assert result.ok and seen_running
-    assert result["slow"].duration >= 0.2
+    try:
+        assert started.wait(60)
+        assert not fut.done()
+        assert [c.status for c in w.status()] == ["running"]
+    finally:
+        release.set()
+    result = fut.result(timeout=60)
+    assert result.ok and result["slow"].value == "done"
 
 
 def _sleep(s):
@@ -94,14 +102,23 @@ def _sleep(s):
 
 
 def test_timeout_fails_unfinished_components_instead_of_hanging():
+    release, finished = threading.Event(), threading.Event()
+
+    def forever():
+        release.wait(60)  # bounded, so a failing test cannot hang the suite
+        finished.set()
+
     w = _wf()
-    w.register_component("forever", _sleep, args={"s": 3})
-    t0 = time.time()
-    result = w.launch(timeout=0.3)
-    assert not result.ok
-    assert result["forever"].status == "failed"
-    assert "timeout" in result["forever"].error
-    assert time.time() - t0 < 30
+    w.register_component("forever", forever)
+    try:
+        result = w.launch(timeout=0.3)
+        # launch() returned while the component was still running: it did not wait for it.
+        assert not finished.is_set()
+        assert not result.ok
+        assert result["forever"].status == "interrupted"
+        assert "timeout" in result["forever"].error
+    finally:
+        release.set()
 
 
 def test_client_parameter_is_injected_and_dynamic_tasks_are_in_the_result():

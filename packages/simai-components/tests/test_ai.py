@@ -231,11 +231,11 @@ def test_ai_and_simulation_on_cuda():
     ai = AI("gpu", device="cuda", input_dim=16, output_dim=16, neurons_per_layer=32, seed=0)
     ai.train(run_time=0.02)
     ai.infer(run_count=2)
-    assert ai.records[0].achieved_s >= 0.02
+    assert ai.records[0].achieved_s >= 0.02 - ai.records[0].overhead_s
     sim = Simulation("gpu", device="cuda")
     sim.add_kernel("MatMulSimple2D", run_time=0.01, data_size=(512, 512))
     sim.run(3)
-    assert all(r.achieved_s >= 0.01 for r in sim.records)
+    assert all(r.achieved_s >= 0.01 - r.overhead_s for r in sim.records)
 
 
 def test_iterable_of_chunks_is_read_lazily_and_then_cycled():

@@ -43,7 +43,9 @@ def test_step_kernel_and_staging_spans(spans, tmp_path):
     for s, rec in zip(steps, sim.records, strict=True):
         assert s.attributes["simai.component"] == "emu"
         assert s.attributes["simai.target_s"] == pytest.approx(0.002)
-        assert s.attributes["simai.achieved_s"] == pytest.approx(rec.achieved_s)
+        # entry to the span's end; the record runs on to run()'s return
+        assert rec.inner_s < s.attributes["simai.achieved_s"] < rec.achieved_s
+        assert s.attributes["simai.inner_s"] == pytest.approx(rec.inner_s)
     assert len(kernels) == 2
     assert kernels[0].attributes["simai.kernel"] == "MatMulSimple2D"
     assert kernels[0].attributes["simai.device"] == "cpu"
@@ -63,6 +65,8 @@ def test_ai_spans(spans):
     assert "ai.train" in names and "ai.infer" in names
     train = next(s for s in spans.get_finished_spans() if s.name == "ai.train")
     assert train.attributes["simai.target_s"] == 0.01
+    rec = ai.records[0]
+    assert rec.inner_s < train.attributes["simai.achieved_s"] < rec.achieved_s
     assert train.attributes["simai.component"] == "net"
 
 

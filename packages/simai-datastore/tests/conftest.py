@@ -70,7 +70,8 @@ def server_info(request, tmp_path):
         }
         info = request.getfixturevalue(fixture[name])
         yield info
-        DataStore("cleanup", server_info=info).clean()
+        # clear(None): every store's keys (clean() removes only its own name's)
+        DataStore("cleanup", server_info=info).transport.clear()
         return
     if name == "filesystem":
         cfg = server_registry.create_config(

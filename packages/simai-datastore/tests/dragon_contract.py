@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import pickle
+import socket
 import traceback
 from pathlib import Path
 
@@ -61,9 +62,13 @@ def main() -> None:
 
         return deco
 
-    cfg = server_registry.create_config("dragon", total_mem=256 * 1024 * 1024)
+    # sized per node, as on a cluster: total_mem = mem_per_node * the allocation's nodes
+    cfg = server_registry.create_config(
+        "dragon", mem_per_node=256 * 1024 * 1024, nodes=[socket.gethostname()]
+    )
     with ServerManager("dragon-test", config=cfg) as sm:
         info = sm.get_server_info()
+        assert (info["config"]["n_nodes"], info["config"]["total_mem"]) == (1, 256 * 1024 * 1024)
         json.dumps(info)
         ds = DataStore("contract", server_info=info)
 
@@ -133,7 +138,7 @@ def main() -> None:
 
         @check("keys_hostile_and_invalid")
         def _():
-            ds.clean()
+            ds.transport.clear()  # every writer's keys (clean() removes only this name's)
             hostile = ["../../x", "/", "ключ🔑", "k" * 1024]
             for i, k in enumerate(hostile):
                 ds.stage_write(k, i)
@@ -177,8 +182,19 @@ def main() -> None:
         def _():
             ds.stage_write_many({f"m{i}": i for i in range(5)})
             assert ds.stage_read_many([f"m{i}" for i in range(5)]) == list(range(5))
+            ds.clean()  # this name's keys go, the other writers' stay
+            left = ds.keys()
+            assert not any(k.startswith("m") for k in left) and "w0-0" in left, left
+
+        @check("shared_key_goes_with_the_last_clean")
+        def _():
+            other = DataStore("other-writer", server_info=info)
+            ds.stage_write("shared", 1)
+            other.stage_write("shared", 2)
+            other.clean()  # other wrote it last, but ds wrote it too: it stays
+            assert ds.stage_read("shared", timeout=0) == 2
             ds.clean()
-            assert ds.keys() == []
+            assert other.keys(prefix="shared") == []
 
         ds.close()
     print("RESULT " + json.dumps(results), flush=True)

@@ -15,7 +15,11 @@ def test_every_builtin_backend_is_registered_through_entry_points():
     assert set(list_backends()) >= {"filesystem", "node-local", "redis", "dragon", "daos"}
     for name in list_backends():
         cls = get_backend(name)
-        assert hasattr(cls, "Config") and hasattr(cls, "Server") and hasattr(cls, "from_config")
+        # What a backend declares (protocols.py): a pydantic Config, a Server class, and a
+        # from_config that rebuilds it from a plain dict.
+        assert issubclass(cls.Config, pydantic.BaseModel), name
+        assert isinstance(cls.Server, type), name
+        assert callable(cls.from_config), name
 
 
 @pytest.mark.parametrize(

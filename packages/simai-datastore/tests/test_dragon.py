@@ -42,7 +42,7 @@ def test_dragon_contract_under_the_dragon_runtime():
     results = json.loads(lines[-1][len("RESULT ") :])
     failed = {k: v for k, v in results.items() if v != "ok"}
     assert not failed, "\n".join(f"{k}: {v}" for k, v in failed.items())
-    assert len(results) == 9
+    assert len(results) == 10
 
 
 def test_dragon_outside_the_runtime_says_how_to_run_it():

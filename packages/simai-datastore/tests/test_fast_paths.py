@@ -46,6 +46,26 @@ def test_large_arrays_written_with_streamed_checksum_round_trip(file_store):
     np.testing.assert_array_equal(out, a)
 
 
+def test_only_a_transport_that_declares_it_gets_a_pending_frame(file_store, monkeypatch):
+    from simai.datastore.faults import FaultyTransport
+    from simai.datastore.protocols import ChecksumStreamingTransport, FileReusingTransport
+
+    assert isinstance(file_store.transport, ChecksumStreamingTransport)
+    assert isinstance(file_store.transport, FileReusingTransport)
+    wrapped = FaultyTransport(file_store.transport)  # declares neither
+    assert not isinstance(wrapped, (ChecksumStreamingTransport, FileReusingTransport))
+    handed = []
+    real_put = file_store.transport.put
+    monkeypatch.setattr(
+        file_store.transport, "put", lambda k, v, o="": handed.append(type(v)) or real_put(k, v, o)
+    )
+    a = np.arange(300_000, dtype=np.float64)  # 2.4 MiB: deferred where declared
+    file_store.stage_write("direct", a)
+    DataStore("w", transport=wrapped).stage_write("wrapped", a)
+    assert handed == [PendingFrame, list]
+    np.testing.assert_array_equal(file_store.stage_read("wrapped", timeout=0), a)
+
+
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
 def test_streamed_checksum_still_catches_a_flipped_bit(file_store, where):
     a = np.random.default_rng(3).random(400_000)  # 3.2 MiB
@@ -98,6 +118,24 @@ def test_redis_survives_the_server_dropping_its_connections(redis_standalone):
     np.testing.assert_array_equal(ds.stage_read("drop/a"), np.arange(5))
     ds.clean_staged_data("drop/a")
     ds.clean_staged_data("drop/b")
+    admin.close()
+
+
+@pytest.mark.redis
+def test_redis_scripts_called_by_sha_survive_a_flushed_script_cache(redis_standalone):
+    import redis
+
+    cfg = redis_standalone["config"]
+    host, port = cfg["server_address"].rsplit(":", 1)
+    admin = redis.Redis(host=host, port=int(port), password=cfg["password"])
+    ds = DataStore("sha", server_info=redis_standalone)
+    ds.stage_write("sha/k", 1)  # the scripts are loaded
+    admin.script_flush()  # what a restarted or failed-over server has forgotten
+    ds.stage_write("sha/k", 2)
+    assert ds.stage_read("sha/k", timeout=0) == 2
+    admin.script_flush()
+    ds.clean()
+    assert not ds.poll_staged_data("sha/k")
     admin.close()
 
 

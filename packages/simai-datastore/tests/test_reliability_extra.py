@@ -82,7 +82,7 @@ def load_server(request, tmp_path):
     if request.param == "redis":
         info = request.getfixturevalue("redis_standalone")
         yield info
-        DataStore("cleanup", server_info=info).clean()
+        DataStore("cleanup", server_info=info).transport.clear()  # every store's keys
         return
     opts = {"server_address": str(tmp_path / "stage")} if request.param == "filesystem" else {}
     with ServerManager("load", config=server_registry.create_config(request.param, **opts)) as sm:
@@ -233,7 +233,7 @@ def every_backend(tmp_path, request):
         except Exception as exc:  # no redis-server here: the comparison still covers the rest
             stores[fixture] = f"unavailable: {exc}"
             continue
-        DataStore("c", server_info=info).clean()
+        DataStore("c", server_info=info).transport.clear()  # every store's keys
         stores[fixture] = DataStore("k", server_info=info)
     try:
         yield stores

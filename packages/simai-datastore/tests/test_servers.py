@@ -164,8 +164,11 @@ def test_redis_url_with_password(redis_standalone):
 
 def test_start_twice_and_info_before_start_are_errors(tmp_path):
     sm = ServerManager("fs", type="filesystem", server_address=str(tmp_path / "s"))
+    # SimAI-Bench's reading: before start, the configuration only, and a warning.
+    with pytest.warns(DeprecationWarning, match="start_server"):
+        assert sm.get_server_info()["running"] is False
     with pytest.raises(RuntimeError, match="not started"):
-        sm.get_server_info()
+        sm.get_url()
     sm.start_server()
     with pytest.raises(RuntimeError, match="already running"):
         sm.start_server()

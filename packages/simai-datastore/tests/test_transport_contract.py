@@ -329,3 +329,91 @@ def test_lock_capability(ds):
         t.join(10)
     with other.acquire_lock("l", timeout=5):
         pass
+
+
+def test_clean_removes_only_what_stores_of_this_name_wrote(server_info):
+    from ds_workers import write_as
+
+    alpha = DataStore("alpha", server_info=server_info)
+    beta = DataStore("beta", server_info=server_info)
+    alpha.stage_write("a-small", 1)
+    alpha.stage_write("a-large", np.ones(300_000))  # chunked on redis
+    alpha.stage_write_many({"a-many": 2})
+    beta.stage_write("b-own", 3)
+    alpha.stage_write("taken-over", 4)
+    beta.stage_write("taken-over", 5)  # beta wrote it too: alpha's clean() leaves it
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:  # ownership travels with a pickled store
+        pool.apply(write_as, (alpha, "a-child", 6))
+    messaging = isinstance(alpha.transport, MessagingTransport)
+    if messaging:
+        beta.send("for alpha", ["alpha"])
+        alpha.send("for beta", ["beta"])
+    alpha.clean()
+    mine = {"a-small", "a-large", "a-many", "a-child", "b-own", "taken-over"}
+    assert mine & set(alpha.keys()) == {"b-own", "taken-over"}
+    assert beta.stage_read("taken-over", timeout=0) == 5
+    if messaging:
+        with pytest.raises(StagedDataTimeout):
+            alpha.receive(["beta"], timeout=0)  # messages addressed to alpha went too
+        assert beta.receive(["alpha"], timeout=5) == {"alpha": "for beta"}
+    beta.clean()
+    assert mine & set(beta.keys()) == set()
+
+
+def test_a_key_written_by_several_stores_goes_with_the_last_of_their_cleans(server_info):
+    alpha = DataStore("alpha", server_info=server_info)
+    beta = DataStore("beta", server_info=server_info)
+    alpha.stage_write("shared", 1)
+    big = np.ones(300_000)  # chunked on redis
+    beta.stage_write("shared", big)
+    beta.clean()  # beta wrote it last, but alpha wrote it too: it stays
+    np.testing.assert_array_equal(alpha.stage_read("shared", timeout=0), big)
+    beta.stage_write("shared", 2)
+    alpha.stage_write("shared", 3)  # written again: still one record per writer
+    alpha.clean()
+    assert beta.stage_read("shared", timeout=0) == 3
+    beta.clean()
+    assert alpha.keys(prefix="shared") == []
+
+
+def test_long_queue_and_lock_names_work_everywhere(server_info):
+    sender = DataStore("s" * 150, server_info=server_info)
+    target = DataStore("t" * 120 + "é" * 10, server_info=server_info)
+    t = sender.transport
+    if isinstance(t, MessagingTransport):
+        sender.send(np.arange(3), [target])
+        np.testing.assert_array_equal(
+            target.receive([sender], timeout=5)[sender.name], np.arange(3)
+        )
+        with pytest.raises(InvalidKeyError, match="1024"):
+            DataStore("x" * 1020, server_info=server_info).send(1, ["y" * 10])
+    if isinstance(t, LockingTransport):
+        for name in ("l" * 300, "é" * 120, "é" * 512):  # 512 x 2 bytes: at the limit
+            with sender.acquire_lock(name, timeout=5):
+                pass
+        with pytest.raises(InvalidKeyError, match="1024"):
+            sender.acquire_lock("é" * 513, timeout=5)
+    sender.stage_write("k" * 1024, 1)
+    assert sender.stage_read("k" * 1024, timeout=0) == 1
+    with pytest.raises(InvalidKeyError, match="1024"):
+        sender.stage_write("k" * 1025, 1)
+
+
+def test_a_wrong_out_array_is_a_caller_error_not_corruption(ds):
+    ds.stage_write("a", np.zeros((3, 4), np.float32))
+    with pytest.raises(TypeError, match=r"float64.*float32"):
+        ds.stage_read("a", out=np.empty((3, 4), np.float64))
+    with pytest.raises(ValueError, match=r"\(4, 3\).*\(3, 4\)") as err:
+        ds.stage_read("a", out=np.empty((4, 3), np.float32))
+    assert not isinstance(err.value, CorruptValueError)
+    out = np.empty((3, 4), np.float32)
+    assert ds.stage_read("a", out=out) is out
+
+
+def test_bytes_like_values_keep_their_type(ds):
+    ds.stage_write("ba", bytearray(b"\x00mutable"))
+    got = ds.stage_read("ba")
+    assert type(got) is bytearray and got == bytearray(b"\x00mutable")
+    ds.stage_write("b", b"\x00immutable")
+    assert type(ds.stage_read("b")) is bytes

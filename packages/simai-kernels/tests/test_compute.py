@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simai.kernels import clear_cache, get_kernel
+from simai.kernels import KernelTiming, clear_cache, get_kernel
 
 
 def run_and_buffers(name, **kw):
@@ -24,7 +24,14 @@ def test_matmul_simple_2d():
 def test_matmul_simple_2d_square_from_int():
     assert run_and_buffers("MatMulSimple2D", data_size=20)["c"].shape == (20, 20)
     with pytest.raises(ValueError, match="dimension"):
-        get_kernel("MatMulSimple2D")(data_size=(2, 3, 4))
+        get_kernel("MatMulSimple2D")(data_size=(2, 3, 4, 5))
+
+
+def test_matmul_simple_2d_batched_from_3d_data_size():
+    # SimAI-Bench's own configs give MatMulSimple2D a 3-D data_size: a batch of products.
+    b = run_and_buffers("MatMulSimple2D", data_size=(3, 6, 4), dtype="float64")
+    assert b["a"].shape == (3, 6, 4) and b["b"].shape == (3, 4, 6)
+    np.testing.assert_allclose(b["c"], b["a"] @ b["b"])
 
 
 @pytest.mark.parametrize("shape,axes", [((4, 5, 6), 2), ((4, 5, 6), 1), ((7, 3), 1)])
@@ -133,9 +140,13 @@ def test_concurrent_calls_from_threads():
     from concurrent.futures import ThreadPoolExecutor
 
     k = get_kernel("MatMulSimple2D")
+    sizes = [(8 + i % 4, 8 + i % 4) for i in range(16)]  # four shapes: cache inserts race too
     with ThreadPoolExecutor(4) as pool:
-        timings = list(pool.map(lambda _: k(data_size=(32, 32)), range(16)))
-    assert len(timings) == 16 and all(t.host_dt >= 0 for t in timings)
+        timings = list(pool.map(lambda size: k(data_size=size), sizes))
+    assert all(isinstance(t, KernelTiming) and t.host_dt == t.device_dt > 0 for t in timings)
+    for size in set(sizes):
+        b = k.buffers(data_size=size)
+        np.testing.assert_allclose(b["c"], b["a"] @ b["b"], rtol=1e-5)
 
 
 def test_kernel_pickles_after_use():
@@ -145,4 +156,6 @@ def test_kernel_pickles_after_use():
     k(data_size=8)
     clone = pickle.loads(pickle.dumps(k))
     assert (clone.name, clone.family) == ("AXPY", "compute")
-    assert clone(data_size=8).host_dt >= 0
+    clone(data_size=8, alpha=2.0)
+    b = clone.buffers(data_size=8, alpha=2.0)
+    np.testing.assert_allclose(b["z"], 2.0 * b["x"] + b["y"], rtol=1e-6)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import h5py
 import numpy as np
 import pytest
 
 from simai.kernels import get_kernel
+
+h5py = pytest.importorskip("h5py", reason="h5py is not installed (the simai-kernels[hdf5] extra)")
 
 
 def test_write_then_read_roundtrip(tmp_path):

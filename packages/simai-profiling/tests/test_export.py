@@ -17,6 +17,7 @@ from simai.profiling import (
     write_chrome_trace,
     write_summary_csv,
 )
+from simai.profiling.records import SCHEMA_VERSION
 
 S = 1_000_000_000  # ns
 T0 = 1_700_000_000 * S
@@ -244,6 +245,10 @@ def test_export_run_from_every_kind_of_source(spans, tmp_path):
     assert all(p.parent == run_dir and p.stat().st_size > 0 for p in written.values())
     summary = json.loads(written["summary_json"].read_text())
     assert summary["run"]["copy_bandwidth_mbps"] == 10.0  # run.json wins over the span attribute
+    # Both files say which format they are in, so runs of different versions can be told apart.
+    trace = json.loads(written["trace"].read_text())
+    assert summary["schema_version"] == trace["schema_version"] == SCHEMA_VERSION
+    assert isinstance(trace["traceEvents"], list)
 
     from_trace = export_run(written["trace"], tmp_path / "again", png=tmp_path / "t.png")
     assert from_trace["timeline"] == tmp_path / "t.png" and (tmp_path / "t.png").stat().st_size > 0
@@ -273,3 +278,11 @@ def test_a_truncated_last_line_loses_only_that_span(spans, tmp_path):
     path.write_text(lines[0][:25] + "\n" + "\n".join(lines))
     with pytest.raises(ValueError, match="not a span record"):
         load_spans(path)
+
+
+def test_without_matplotlib_the_error_names_the_extra(spans, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match=r"simai-profiling\[plot\]"):
+        plot_timeline(spans, tmp_path / "t.png")

@@ -41,19 +41,6 @@ CHILD = textwrap.dedent(
 )
 
 
-@pytest.fixture(autouse=True)
-def fresh_tracing_globals(monkeypatch):
-    """Each test starts in a process with no tracer provider installed yet, whatever
-    another package's tests installed before (as opentelemetry's own test utilities
-    do with ``reset_trace_globals``); the previous globals come back afterwards."""
-    from opentelemetry.util._once import Once
-
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
-    for var in (ENV_DIR, ENV_TRACEPARENT, "OTEL_PYTHON_TRACER_PROVIDER"):
-        monkeypatch.delenv(var, raising=False)
-
-
 def _child_script(tmp_path: Path) -> Path:
     path = tmp_path / "child.py"
     path.write_text(CHILD)
@@ -362,6 +349,21 @@ def test_unknown_name_suggests_a_close_one():
 
     with pytest.raises(AttributeError, match="start_run"):
         simai.profiling.start_runn  # noqa: B018
+
+
+def test_otel_reset_still_uninstalls_a_provider(reset_otel):
+    """conftest.reset_tracer_provider writes private names of opentelemetry-api (no public
+    way to uninstall a provider exists). An upgrade that stops reading them would leak one
+    test's provider into the next; it fails here instead (update conftest.py)."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    first, second = TracerProvider(), TracerProvider()
+    trace.set_tracer_provider(first)
+    assert trace.get_tracer_provider() is first
+    reset_otel()
+    assert trace.get_tracer_provider() is not first
+    trace.set_tracer_provider(second)  # refused (with a warning) when the reset did nothing
+    assert trace.get_tracer_provider() is second
 
 
 def test_copy_bandwidth_is_measured_and_validated():

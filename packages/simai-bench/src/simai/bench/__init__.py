@@ -6,11 +6,13 @@ of the original ``SimAIBench`` package. They are resolved lazily (PEP 562), so
 the data-store backends or the executors it does not use.
 """
 
+# ruff: noqa: F405 -- the orchestrator names come from simai.bench.orchestrator's __all__
+
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from simai.bench._lazy import lazy_exports
 from simai.bench._version import __version__
 
 # public name -> module that defines it
@@ -20,19 +22,22 @@ _LAZY = {
     "ComponentResult": "simai.bench.workflow",
     "WorkflowError": "simai.bench.workflow",
     "WorkflowSpec": "simai.bench.config",
+    "run_sweep": "simai.bench.sweep",
     "WorkflowFileError": "simai.bench.config",
     "Simulation": "simai.components",
     "AI": "simai.components",
     "ServerManager": "simai.datastore",
     "DataStore": "simai.datastore",
     "server_registry": "simai.datastore",
-    "Orchestrator": "simai.orchestrator",
-    "OrchestratorClient": "simai.orchestrator",
-    "OrchetratorClient": "simai.orchestrator",
-    "OrchestratorConfig": "simai.orchestrator",
-    "OchestratorConfig": "simai.orchestrator",
-    "SystemConfig": "simai.orchestrator",
-    "WorkflowComponent": "simai.orchestrator",
+    # SimAI-Bench's orchestrator names (its spellings included) come through the one
+    # module that imports them; tests/compat/test_layout.py checks the lists agree
+    "Orchestrator": "simai.bench.orchestrator",
+    "OrchestratorClient": "simai.bench.orchestrator",
+    "OrchetratorClient": "simai.bench.orchestrator",
+    "OrchestratorConfig": "simai.bench.orchestrator",
+    "OchestratorConfig": "simai.bench.orchestrator",
+    "SystemConfig": "simai.bench.orchestrator",
+    "WorkflowComponent": "simai.bench.orchestrator",
 }
 
 __all__ = [
@@ -54,37 +59,16 @@ __all__ = [
     "WorkflowResult",
     "WorkflowSpec",
     "__version__",
+    "run_sweep",
     "server_registry",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
     from simai.bench.config import WorkflowFileError, WorkflowSpec
+    from simai.bench.orchestrator import *  # noqa: F403
+    from simai.bench.sweep import run_sweep
     from simai.bench.workflow import ComponentResult, Workflow, WorkflowError, WorkflowResult
     from simai.components import AI, Simulation
     from simai.datastore import DataStore, ServerManager, server_registry
-    from simai.orchestrator import (
-        OchestratorConfig,
-        Orchestrator,
-        OrchestratorClient,
-        OrchestratorConfig,
-        OrchetratorClient,
-        SystemConfig,
-        WorkflowComponent,
-    )
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        import difflib
-
-        close = difflib.get_close_matches(name, _LAZY, n=2)
-        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-        raise AttributeError(f"module 'simai.bench' has no attribute {name!r}{hint}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)

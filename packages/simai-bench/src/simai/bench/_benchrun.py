@@ -12,7 +12,18 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-SUITES = ("datastore", "orchestrator", "kernels", "fidelity", "startup")
+import click
+
+SUITES = (
+    "datastore",
+    "orchestrator",
+    "kernels",
+    "fidelity",
+    "startup",
+    "profiling",
+    "report",
+    "cluster",
+)
 
 
 class BenchNotFound(LookupError):
@@ -94,6 +105,50 @@ def run_suites(
     return 1 if worst else 0
 
 
+@click.command()
+@click.argument("suite", type=click.Choice([*SUITES, "all"]), default="all", required=False)
+@click.option("--quick", is_flag=True, help="Fewer sizes and rounds.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    help="Write the results as JSON: a file, or for all suites a directory (one SUITE.json each).",
+)
+@click.option(
+    "--plot",
+    "plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Staging plot path for the datastore suite (default: next to the JSON, else bench-datastore.png).",
+)
+@click.option(
+    "--bench-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="SIMAI_BENCH_DIR",
+    help="Folder holding the suites (default: ./bench, or SIMAI_BENCH_DIR).",
+)
+def bench(
+    suite: str, quick: bool, json_path: Path | None, plot: Path | None, bench_dir: Path | None
+) -> None:
+    """Run the repository's benchmark suites (bench/SUITE.py; all of them without SUITE).
+
+    Every figure is a ratio against a reference measured in the same run.
+    """
+    from simai.bench.cli import _console, _fail
+
+    try:
+        code = run_suites(
+            suite,
+            quick=quick,
+            json_path=json_path,
+            plot=plot,
+            bench_dir=bench_dir,
+            console=_console(),
+        )
+    except BenchNotFound as exc:
+        _fail(str(exc))
+    sys.exit(code)
+
+
 # ---------------------------------------------------------------------------- the plot
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB)\b")
 _UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "KB": 1e3, "MB": 1e6, "GB": 1e9}
@@ -169,12 +224,9 @@ def staging_plot(json_file: Path, png: Path) -> bool:
     lines = {k: v for k, v in lines.items() if len(v) >= 2}
     if not lines:
         return False
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise ImportError(
-            "matplotlib is required for the staging plot: pip install 'simai-bench[plot]'"
-        ) from exc
+    from simai.bench._lazy import require
+
+    Figure = require("matplotlib.figure", "plot", "the staging plot").Figure
     from matplotlib import colormaps
 
     fig = Figure(figsize=(9, 5.5), dpi=110)

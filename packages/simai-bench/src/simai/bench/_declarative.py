@@ -55,8 +55,6 @@ def resolve_function(ref: str, base_dir: Path, where: str = "function") -> Any:
 
 
 def component_from_spec(c: ComponentSpec, base_dir: Path) -> Any:
-    from simai.orchestrator import WorkflowComponent
-
     if c.function is not None:
         executable: Any = resolve_function(
             c.function, base_dir, where=f"component {c.name!r}: function"
@@ -64,51 +62,29 @@ def component_from_spec(c: ComponentSpec, base_dir: Path) -> Any:
     elif c.command is not None:
         executable = c.command if isinstance(c.command, str) else shlex.join(c.command)
     elif c.simulation is not None:
-        executable = SimulationRunner(c.name, c.simulation.model_dump())
+        executable = SimulationRunner(c.name, c.simulation, base_dir)
     else:
         assert c.ai is not None
-        executable = AIRunner(c.name, c.ai.model_dump())
-    return WorkflowComponent(
-        c.name,
-        executable,
-        type=c.type,
-        args=dict(c.args),
-        nodes=c.nodes,
-        nnodes=c.nnodes,
-        ppn=c.ppn,
-        num_gpus_per_process=c.num_gpus_per_process,
-        cpu_affinity=c.cpu_affinity,
-        gpu_affinity=c.gpu_affinity,
-        env_vars=dict(c.env_vars),
-        dependencies=list(c.dependencies),
-        retries=c.retries,
-        timeout=c.timeout,
-    )
+        executable = AIRunner(c.name, c.ai)
+    return c.workflow_component(executable)
 
 
 class SimulationRunner:
     """A `Simulation` built from a `simulation:` block; stages a float32 array every N steps."""
 
-    def __init__(self, name: str, spec: dict[str, Any]):
+    def __init__(self, name: str, spec: SimulationSpec, base_dir: Path | None = None):
         self.name = name
         self.spec = spec
+        self.base_dir = base_dir
 
     def __call__(self, server_info: dict | None = None) -> dict[str, Any]:
         import numpy as np
 
         from simai.components import Simulation
 
-        s = SimulationSpec.model_validate(self.spec)
+        s = self.spec
         sim = Simulation(name=self.name, server_info=server_info)
-        for i, k in enumerate(s.kernels):
-            kw: dict[str, Any] = {"device": k.device}
-            if k.run_time is not None:
-                kw["run_time"] = k.run_time
-            if k.run_count is not None:
-                kw["run_count"] = k.run_count
-            if k.data_size is not None:
-                kw["data_size"] = tuple(k.data_size)
-            sim.add_kernel(f"{k.name}_{i}", mini_app_kernel=k.name, **kw)
+        sim.init_from_dict(s.simulation_config(), base_dir=self.base_dir)
         data = np.random.default_rng(0).random(s.array_size, dtype=np.float32)
         step_times, written = [], 0
         t0 = time.perf_counter()
@@ -129,15 +105,15 @@ class SimulationRunner:
 class AIRunner:
     """An `AI` component built from an `ai:` block."""
 
-    def __init__(self, name: str, spec: dict[str, Any]):
+    def __init__(self, name: str, spec: AISpec):
         self.name = name
         self.spec = spec
 
     def __call__(self, server_info: dict | None = None) -> dict[str, Any]:
         from simai.components import AI
 
-        s = AISpec.model_validate(self.spec)
-        ai = AI(name=self.name, server_info=server_info, model_type=s.model_type, device=s.device)
+        s = self.spec
+        ai = AI(name=self.name, server_info=server_info, **s.ai_config())
         kw: dict[str, Any] = {}
         if s.run_time is not None:
             kw["run_time"] = s.run_time

@@ -85,7 +85,3 @@ class TraceTools:
         from simai.profiling import plot_timeline
 
         plot_timeline(self.spans, png, title=self.path.name)
-
-
-def trace_tools(path: Path) -> TraceTools:
-    return TraceTools(path)

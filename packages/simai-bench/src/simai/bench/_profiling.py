@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("simai.bench")
 
-
-def configure_from_env() -> None:
-    """Join the run's trace in this process/rank (a cheap no-op outside a profiled run)."""
-    from simai.profiling import configure_from_env as _configure
-
-    _configure()
-
-
-class _ProfiledRun:
+class ProfiledRun:
     """``with`` block = the run's lifetime; its root span is named ``workflow``.
 
     Without a run directory nothing is recorded, but the ``workflow`` span is still
     opened through opentelemetry-api, so a user's own SDK set-up sees it.
     """
 
-    def __init__(self, run_dir: Path | None, name: str, executor: str):
-        self.run_dir = run_dir
+    def __init__(self, run_dir: str | Path | None, name: str, executor: str):
+        self.run_dir = Path(run_dir) if run_dir else None
         self.attributes = {"simai.workflow": name, "simai.executor": executor}
         self._run: Any = None
         self._span_cm: Any = None
 
-    def __enter__(self) -> _ProfiledRun:
+    def __enter__(self) -> ProfiledRun:
         if self.run_dir is not None:
             from simai.profiling import start_run
 
@@ -55,19 +45,6 @@ class _ProfiledRun:
         """Write trace.json, summary.json/csv and timeline.png into the run directory."""
         if self.run_dir is None:
             return {}
-        import simai.profiling as prof
+        from simai.profiling import export_run
 
-        export = getattr(prof, "export_run", None)
-        if export is None:  # an older simai-profiling: keep the raw spans
-            return {}
-        out = export(self.run_dir)
-        if isinstance(out, dict):
-            return {str(k): Path(v) for k, v in out.items() if v}
-        return {
-            p.stem if p.suffix != ".csv" else "summary_csv": p
-            for p in (Path(x) for x in (out or []))
-        }
-
-
-def open_run(run_dir: Path | None, name: str, executor: str) -> _ProfiledRun:
-    return _ProfiledRun(Path(run_dir) if run_dir else None, name, executor)
+        return export_run(self.run_dir)

@@ -5,9 +5,12 @@ of components. Every model forbids unknown keys, so a misspelt option is an erro
 that names it rather than a silently ignored line. ``simai schema`` prints the
 JSON Schema of :class:`WorkflowSpec`.
 
-Names that live in other layers (kernel names, server types, executor names) are
-checked against those layers' registries when they are importable, so that a typo
-is reported with close matches at load time, before anything starts.
+Each section *is* the owning layer's model, so a field exists once: ``orchestrator``
+is an ``OrchestratorConfig``, ``system`` a ``SystemConfig``, a component carries the
+fields of ``WorkflowComponent``, ``simulation`` a ``SimulationConfig`` (its kernels
+``KernelConfig``s), ``ai`` an ``AIConfig``, and ``server.options`` are checked by the
+datastore's registry. Only what a file needs on top (how a component's body is given,
+how many steps a declarative simulation runs) is defined here.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,11 +29,18 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import GenerateJsonSchema
 
 from simai.bench._suggest import unknown_name_message
+from simai.components.config import AIConfig, Histogram, KernelConfig, SimulationConfig
+from simai.datastore.registry import server_registry
+from simai.orchestrator.component import WorkflowComponent
+from simai.orchestrator.config import OrchestratorConfig, SystemConfig
+from simai.orchestrator.registry import executor_config_class
 
 __all__ = [
     "AISpec",
@@ -41,10 +50,12 @@ __all__ = [
     "ProfilingSpec",
     "ServerSpec",
     "SimulationSpec",
+    "SweepSpec",
     "SystemSpec",
     "WorkflowFileError",
     "WorkflowSpec",
     "load_workflow_spec",
+    "read_workflow_file",
     "workflow_json_schema",
 ]
 
@@ -58,62 +69,20 @@ class WorkflowFileError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False, validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
-# --------------------------------------------------------------------------- registries
-# simai-bench depends on every layer; they are imported here, not at module import, to keep
-# `import simai.bench` fast.
+def _layer_errors(exc: ValidationError, prefix: str = "") -> str:
+    """A layer's ValidationError as ``field: message`` parts, so the file error names the field."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(err["loc"]))
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
 
 
-def _known_kernels() -> list[str]:
-    from simai.kernels import list_kernels
-
-    return [name for names in list_kernels().values() for name in names]
-
-
-def _server_registry() -> Any:
-    from simai.datastore.registry import server_registry
-
-    return server_registry
-
-
-def _known_server_types() -> list[str]:
-    return list(_server_registry().list_types())
-
-
-def _known_executors() -> list[str]:
-    from simai.orchestrator import list_executors
-
-    return list(list_executors())
-
-
-def _known_model_types() -> list[str]:
-    from simai.components.config import MODEL_CONFIGS
-
-    return list(MODEL_CONFIGS)
-
-
-def _check_options(build: Callable[[], Any]) -> None:
-    """Build the layer's own config from a spec's ``options``; its errors name ``options``."""
-    try:
-        build()
-    except ValidationError as exc:
-        raise ValueError(_nested_errors("options", exc)) from None
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ValueError(f"options: {exc}") from None
-
-
-def _check_name(what: str, name: str, known: list[str]) -> str:
-    if not known:  # no entry points registered (a broken install): checked when it runs
-        return name
-    lowered = {k.lower(): k for k in known}
-    if name.lower() in lowered:
-        return name
-    raise ValueError(unknown_name_message(what, name, known))
-
-
-# --------------------------------------------------------------------------- models
+# --------------------------------------------------------------------------- the layers' models
 
 
 class ServerSpec(_Model):
@@ -131,110 +100,83 @@ class ServerSpec(_Model):
     @field_validator("type")
     @classmethod
     def _known_type(cls, v: str) -> str:
-        return _check_name("server type", v, _known_server_types())
+        # The registry's own look-up: its name normalisation and its close matches.
+        field = server_registry.get_config_class(v).model_fields.get("type")
+        canonical = field.default if field is not None else None
+        return canonical if isinstance(canonical, str) else v
 
     @model_validator(mode="after")
     def _options_fit_type(self) -> ServerSpec:
-        _check_options(lambda: _server_registry().create_config(self.type, **self.options))
+        try:
+            self.create_config()
+        except ValidationError as exc:
+            raise ValueError(_layer_errors(exc, "options")) from None
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"options: {exc}") from None
         return self
 
     def create_config(self) -> Any:
-        return _server_registry().create_config(self.type, **self.options)
+        return server_registry.create_config(self.type, **self.options)
 
 
-class OrchestratorSpec(_Model):
-    """Which executor runs the components, plus that executor's options."""
-
-    name: str = Field(
-        "thread-pool",
-        description="Executor: thread-pool | process-pool | dask | ray | parsl-local | parsl-htex | dragon.",
-    )
-    max_workers: PositiveInt | None = Field(
-        None, description="Worker count (default: the executor's own)."
-    )
-    options: dict[str, Any] = Field(
-        default_factory=dict, description="The executor's own options (see its config model)."
-    )
+class OrchestratorSpec(OrchestratorConfig):
+    """``OrchestratorConfig`` itself; keys it does not define are the executor's options."""
 
     @field_validator("name")
     @classmethod
     def _known_executor(cls, v: str) -> str:
-        return _check_name("executor", v, _known_executors())
+        executor_config_class(v)  # the registry's close matches, reported at `name`
+        return v
 
-    @model_validator(mode="after")
-    def _options_fit_executor(self) -> OrchestratorSpec:
-        from simai.orchestrator.registry import make_executor_config
-
-        _check_options(
-            lambda: make_executor_config(self.name, max_workers=self.max_workers, **self.options)
-        )
-        return self
-
-    def create_config(self) -> Any:
-        from simai.orchestrator import OrchestratorConfig
-
-        return OrchestratorConfig(
-            name=self.name, max_workers=self.max_workers, options=dict(self.options)
-        )
+    def create_config(self) -> OrchestratorConfig:
+        return OrchestratorConfig(**self.model_dump())
 
 
-class SystemSpec(_Model):
-    """The resources the orchestrator may hand out."""
+class SystemSpec(SystemConfig):
+    """``SystemConfig`` itself: the resources the orchestrator may hand out."""
 
-    name: str = "local"
-    ncpus: PositiveInt | None = Field(
-        None, description="CPU slots (default: the CPUs this process may use)."
-    )
-    ngpus: NonNegativeInt | None = Field(None, description="GPU slots (default: 0).")
-    options: dict[str, Any] = Field(
-        default_factory=dict, description="Further SystemConfig fields (cpus, gpus, pin_cpus, ...)."
-    )
-
-    @model_validator(mode="after")
-    def _fits_system_config(self) -> SystemSpec:
-        from simai.orchestrator import SystemConfig
-
-        _check_options(
-            lambda: SystemConfig(name=self.name, ncpus=self.ncpus, ngpus=self.ngpus, **self.options)
-        )
-        return self
-
-    def create_config(self) -> Any:
-        from simai.orchestrator import SystemConfig
-
-        return SystemConfig(name=self.name, ncpus=self.ncpus, ngpus=self.ngpus, **self.options)
+    def create_config(self) -> SystemConfig:
+        return SystemConfig(**self.model_dump())
 
 
 class ProfilingSpec(_Model):
     enabled: bool = Field(
         True, description="Record spans and write trace.json, summary.json/csv and timeline.png."
     )
-    timeline: bool = Field(True, description="Draw timeline.png (needs matplotlib).")
+    sample_interval: float | None = Field(
+        None,
+        ge=0,
+        description="Seconds between resource-utilisation samples; 0 turns the sampler off "
+        "(default: SIMAI_PROFILING_SAMPLE, else 0.5).",
+    )
 
 
-class KernelSpec(_Model):
-    """One kernel of a declarative simulation step (``Simulation.add_kernel``)."""
+class KernelSpec(KernelConfig):
+    """A ``KernelConfig``; without ``mini_app_kernel`` its ``name`` must be a kernel.
 
-    name: str = Field(description="Kernel name, e.g. MatMulSimple2D (see `simai kernels`).")
-    run_time: PositiveFloat | None = Field(None, description="Seconds this kernel takes per step.")
-    run_count: PositiveInt | None = Field(None, description="Calls per step.")
-    device: Literal["cpu", "cuda", "xpu"] = "cpu"
-    data_size: list[PositiveInt] | None = None
+    The components layer reads such a name as a free label running MatMulSimple2D (the
+    original JSON form); in a workflow file an unknown name is far likelier a typo.
+    """
 
-    @field_validator("name")
+    @model_validator(mode="before")
     @classmethod
-    def _known_kernel(cls, v: str) -> str:
-        return _check_name("kernel", v, _known_kernels())
+    def _name_is_a_kernel(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("mini_app_kernel") is None:
+            name = data.get("name")
+            if isinstance(name, str) and name:
+                from simai.kernels import get_kernel
 
-    @model_validator(mode="after")
-    def _one_budget(self) -> KernelSpec:
-        if self.run_time is not None and self.run_count is not None:
-            raise ValueError("give run_time or run_count, not both")
-        return self
+                try:
+                    get_kernel(name)
+                except ValueError as exc:
+                    raise ValueError(
+                        f"name: {exc} (or set mini_app_kernel to keep {name!r} as a label)"
+                    ) from None
+        return data
 
 
-class SimulationSpec(_Model):
-    """A Simulation component described without code."""
+class SimulationSpec(SimulationConfig):
+    """A ``SimulationConfig`` (the original ``{"kernels": [...]}`` form) run without code."""
 
     kernels: list[KernelSpec] = Field(min_length=1)
     nsteps: PositiveInt = 1
@@ -243,25 +185,17 @@ class SimulationSpec(_Model):
     )
     array_size: PositiveInt = Field(319_488, description="Elements of the float32 array staged.")
 
+    def simulation_config(self) -> dict[str, Any]:
+        return self.model_dump(include=set(SimulationConfig.model_fields))
 
-class AISpec(_Model):
-    """An AI component described without code."""
 
-    model_type: str = "feedforward"
-    device: Literal["cpu", "cuda", "xpu"] = "cpu"
+class AISpec(AIConfig):
+    """An ``AIConfig`` run without code: ``nsteps`` calls of ``train`` or ``infer``."""
+
     mode: Literal["train", "infer"] = "train"
-    run_time: PositiveFloat | None = None
-    run_count: PositiveInt | None = None
+    run_time: PositiveFloat | None = Field(None, description="Seconds per train/infer call.")
+    run_count: PositiveInt | None = Field(None, description="Batches per train/infer call.")
     nsteps: PositiveInt = 1
-
-    @field_validator("model_type")
-    @classmethod
-    def _known_model_type(cls, v: str) -> str:
-        # Checked at load time (exact names, as AI takes them), not when the run is under way.
-        known = _known_model_types()
-        if known and v not in known:
-            raise ValueError(unknown_name_message("model_type", v, known))
-        return v
 
     @model_validator(mode="after")
     def _one_budget(self) -> AISpec:
@@ -269,10 +203,80 @@ class AISpec(_Model):
             raise ValueError("give run_time or run_count, not both")
         return self
 
+    def ai_config(self) -> dict[str, Any]:
+        return self.model_dump(include=set(AIConfig.model_fields))
 
-class ComponentSpec(_Model):
-    """One component. Give exactly one of function, command, simulation, ai."""
 
+def _name_list(value: Any) -> Any:
+    # "a,b" as on the command line, or one name, or a list of names.
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+class SweepSpec(_Model):
+    """The axes ``simai sweep FILE`` runs the workflow over; ``simai run`` ignores them.
+
+    Each key is the ``simai sweep`` option of the same name. An option given on the
+    command line replaces that axis of the file (``--vary PATH`` replaces only ``PATH``);
+    the other axes come from here.
+    """
+
+    backend: list[str] = Field(
+        default_factory=list,
+        description="Server types, one set of cells each (empty: the file's server).",
+    )
+    executor: list[str] = Field(
+        default_factory=list,
+        description="Executors, one set of cells each (empty: the file's orchestrator).",
+    )
+    vary: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="A field's dotted path, as for `simai run --set` "
+        "(components.0.args.data_size), and its values.",
+    )
+    repeat: PositiveInt = Field(1, description="Runs per combination.")
+    nodes: list[PositiveInt] = Field(
+        default_factory=list,
+        description="Node counts: one batch job script per cell, not run here "
+        "(see `simai sweep --nodes`).",
+    )
+
+    _split_names = field_validator("backend", "executor", mode="before")(_name_list)
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backends(cls, v: list[str]) -> list[str]:
+        return [ServerSpec._known_type(name) for name in v]
+
+    @field_validator("executor")
+    @classmethod
+    def _known_executors(cls, v: list[str]) -> list[str]:
+        for name in v:
+            executor_config_class(name)
+        return v
+
+    @field_validator("vary")
+    @classmethod
+    def _paths_with_values(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for path, values in v.items():
+            if not path or path.split(".")[0] == "sweep":
+                raise ValueError(f"{path or '(empty)'}: not a field a cell can set")
+            if not values:
+                raise ValueError(f"{path}: give at least one value")
+        return v
+
+
+# The fields of WorkflowComponent, taken from the class itself: `executable` is replaced by
+# the four ways a file gives a body, and `name` is narrowed because it names files and keys.
+_COMPONENT_FIELDS = {
+    n: (f.annotation, f)
+    for n, f in WorkflowComponent.__pydantic_fields__.items()
+    if n not in ("name", "executable")
+}
+
+
+class _ComponentBody(_Model):
     name: str = Field(pattern=_NAME, max_length=128)
     function: str | None = Field(
         None,
@@ -283,25 +287,9 @@ class ComponentSpec(_Model):
     command: str | list[str] | None = Field(None, description="A command line run as a subprocess.")
     simulation: SimulationSpec | None = None
     ai: AISpec | None = None
-    type: Literal["local", "remote"] = Field(
-        "local", description="remote: launched through mpiexec with nnodes*ppn ranks."
-    )
-    args: dict[str, Any] = Field(default_factory=dict)
-    dependencies: list[str] = Field(default_factory=list)
-    nodes: list[str] | None = None
-    nnodes: PositiveInt = 1
-    ppn: PositiveInt = 1
-    num_gpus_per_process: NonNegativeInt = 0
-    cpu_affinity: list[NonNegativeInt] | None = None
-    gpu_affinity: list[NonNegativeInt] | None = None
-    env_vars: dict[str, str] = Field(default_factory=dict)
-    retries: NonNegativeInt = Field(0, description="Re-runs after a failure.")
-    timeout: PositiveFloat | None = Field(
-        None, description="Seconds before the component is failed."
-    )
 
     @model_validator(mode="after")
-    def _exactly_one_body(self) -> ComponentSpec:
+    def _exactly_one_body(self) -> Any:
         given = [
             k for k in ("function", "command", "simulation", "ai") if getattr(self, k) is not None
         ]
@@ -310,11 +298,29 @@ class ComponentSpec(_Model):
                 "give exactly one of function, command, simulation, ai"
                 + (f" (got {', '.join(given)})" if given else " (got none)")
             )
-        if self.command is not None and isinstance(self.command, list) and not self.command:
+        if isinstance(self.command, list) and not self.command:
             raise ValueError("command: must not be empty")
         if isinstance(self.command, str) and not self.command.strip():
             raise ValueError("command: must not be empty")
+        # The component's own checks, run now so that a bad file fails before anything starts.
+        try:
+            self.workflow_component("true")
+        except ValidationError as exc:
+            raise ValueError(_layer_errors(exc)) from None
         return self
+
+    def workflow_component(self, executable: Any) -> WorkflowComponent:
+        fields = {n: getattr(self, n) for n in _COMPONENT_FIELDS}
+        return WorkflowComponent(self.name, executable, **fields)
+
+
+ComponentSpec = create_model(  # type: ignore[call-overload]
+    "ComponentSpec",
+    __base__=_ComponentBody,
+    __module__=__name__,
+    __doc__="One component. Give exactly one of function, command, simulation, ai.",
+    **_COMPONENT_FIELDS,
+)
 
 
 class WorkflowSpec(_Model):
@@ -329,7 +335,10 @@ class WorkflowSpec(_Model):
     orchestrator: OrchestratorSpec = Field(default_factory=OrchestratorSpec)
     system: SystemSpec = Field(default_factory=SystemSpec)
     profiling: ProfilingSpec = Field(default_factory=ProfilingSpec)
-    components: list[ComponentSpec] = Field(min_length=1)
+    components: list[ComponentSpec] = Field(min_length=1)  # type: ignore[valid-type]
+    sweep: SweepSpec | None = Field(
+        None, description="Axes for `simai sweep` (cells x repeats); `simai run` ignores them."
+    )
 
     @model_validator(mode="after")
     def _graph(self) -> WorkflowSpec:
@@ -346,8 +355,6 @@ class WorkflowSpec(_Model):
                         f"components[{i}].dependencies: "
                         + unknown_name_message("component", dep, names)
                     )
-                if dep == c.name:
-                    raise ValueError(f"components[{i}].dependencies: {c.name!r} depends on itself")
         cycle = _find_cycle({c.name: c.dependencies for c in self.components})
         if cycle:
             raise ValueError(f"components: dependency cycle {' -> '.join(cycle)}")
@@ -376,14 +383,6 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
                 stack.append((nxt, iter(graph[nxt])))
                 path.append(nxt)
     return None
-
-
-def _nested_errors(prefix: str, exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in (prefix, *err["loc"]))
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)
 
 
 _PATH_PREFIX = re.compile(
@@ -416,20 +415,24 @@ def format_validation_error(exc: ValidationError, source: str = "") -> str:
     return head + "\n  " + "\n  ".join(lines)
 
 
-def parse_workflow_dict(data: Any, source: str = "") -> WorkflowSpec:
+def parse_workflow_dict(
+    data: Any, source: str = "", base_dir: str | os.PathLike[str] | None = None
+) -> WorkflowSpec:
+    """Validate a workflow document; relative histogram CSV paths are looked up in ``base_dir``."""
     if not isinstance(data, dict):
         raise WorkflowFileError(
             f"{source or 'workflow'}: the top level must be a mapping with a 'components' list, "
             f"not {type(data).__name__}"
         )
+    ctx = {"base_dir": Path(base_dir) if base_dir is not None else None}
     try:
-        return WorkflowSpec.model_validate(data)
+        return WorkflowSpec.model_validate(data, context=ctx)
     except ValidationError as exc:
         raise WorkflowFileError(format_validation_error(exc, source)) from None
 
 
-def load_workflow_spec(path: str | os.PathLike[str]) -> WorkflowSpec:
-    """Read and validate a ``.yaml``/``.yml``/``.json`` workflow file."""
+def read_workflow_file(path: str | os.PathLike[str]) -> Any:
+    """The document of a ``.yaml``/``.yml``/``.json`` workflow file, not yet validated."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -440,21 +443,47 @@ def load_workflow_spec(path: str | os.PathLike[str]) -> WorkflowSpec:
         import yaml
 
         try:
-            data = yaml.safe_load(text)
+            return yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise WorkflowFileError(f"{path}: not valid YAML: {exc}") from None
-    elif suffix == ".json":
+    if suffix == ".json":
         try:
-            data = json.loads(text)
+            return json.loads(text)
         except json.JSONDecodeError as exc:
             raise WorkflowFileError(f"{path}: not valid JSON: {exc}") from None
-    else:
-        raise WorkflowFileError(f"{path}: a workflow file ends in .yaml, .yml or .json")
-    return parse_workflow_dict(data, str(path))
+    raise WorkflowFileError(f"{path}: a workflow file ends in .yaml, .yml or .json")
+
+
+def load_workflow_spec(path: str | os.PathLike[str]) -> WorkflowSpec:
+    """Read and validate a ``.yaml``/``.yml``/``.json`` workflow file."""
+    path = Path(path)
+    return parse_workflow_dict(read_workflow_file(path), str(path), base_dir=path.resolve().parent)
+
+
+class _FileSchema(GenerateJsonSchema):
+    """The JSON Schema of what a file may contain: a `Histogram` is written as a CSV path or a map."""
+
+    def is_instance_schema(self, schema: Any) -> Any:
+        if schema.get("cls") is Histogram:
+            return {
+                "anyOf": [
+                    {"type": "string", "description": "histogram CSV file"},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "values": {"type": "array", "items": {"type": "number"}},
+                            "probabilities": {"type": "array", "items": {"type": "number"}},
+                        },
+                        "required": ["values", "probabilities"],
+                        "additionalProperties": False,
+                    },
+                ]
+            }
+        return super().is_instance_schema(schema)
 
 
 def workflow_json_schema() -> dict[str, Any]:
-    schema = WorkflowSpec.model_json_schema()
+    schema = WorkflowSpec.model_json_schema(schema_generator=_FileSchema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "simai workflow"
     return schema

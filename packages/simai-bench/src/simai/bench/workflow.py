@@ -10,25 +10,33 @@ never swallowed: `result.ok` is False and `result.failed` names them.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import inspect
 import logging
 import os
+import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from simai.bench import _profiling
+from simai.orchestrator._lifecycle import DEFAULT_GRACE_S, SignalScope, check_timeout
 
-__all__ = ["ComponentResult", "Workflow", "WorkflowResult"]
+__all__ = ["ComponentResult", "LaunchObserver", "Workflow", "WorkflowResult", "observe"]
 
 log = logging.getLogger("simai.bench")
 
 # Parameters a component callable may declare to be given what only the workflow knows.
 _INJECTED = ("server_info", "client")
+
+# The format of result.json (WorkflowResult.to_dict) and plan.json, stored in each as
+# ``schema_version``: bumped when a field is renamed, removed or changes meaning.
+SCHEMA_VERSION = 1
 
 
 @dataclasses.dataclass
@@ -36,7 +44,9 @@ class ComponentResult:
     """What happened to one component."""
 
     name: str
-    status: str  # "pending" | "running" | "succeeded" | "failed" | "cancelled"
+    # "pending" | "running" | "succeeded" | "failed" | "cancelled" (never ran) |
+    # "interrupted" (was running when the run was interrupted)
+    status: str
     start: float | None = None  # epoch seconds
     end: float | None = None
     error: str | None = None
@@ -71,10 +81,23 @@ class WorkflowResult:
     run_dir: Path | None = None
     files: dict[str, Path] = dataclasses.field(default_factory=dict)
     error: str | None = None  # a failure of the run itself (server, orchestrator)
+    # Why the run was stopped early: a signal name ("SIGTERM"), "timeout" or "interrupt()".
+    interrupted: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.error is None and all(c.ok for c in self.components.values())
+        return (
+            self.error is None
+            and self.interrupted is None
+            and all(c.ok for c in self.components.values())
+        )
+
+    @property
+    def status(self) -> str:
+        """``succeeded``, ``failed`` or ``interrupted``."""
+        if self.interrupted is not None:
+            return "interrupted"
+        return "succeeded" if self.ok else "failed"
 
     @property
     def failed(self) -> list[ComponentResult]:
@@ -100,7 +123,10 @@ class WorkflowResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "schema_version": SCHEMA_VERSION,
             "name": self.name,
+            "status": self.status,
+            "interrupted": self.interrupted,
             "ok": self.ok,
             "start": self.start,
             "end": self.end,
@@ -120,6 +146,8 @@ class WorkflowError(RuntimeError):
         ]
         if result.error:
             parts.insert(0, result.error)
+        if result.interrupted:
+            parts.insert(0, f"interrupted ({result.interrupted})")
         super().__init__(f"workflow {result.name!r} failed: " + "; ".join(parts))
 
 
@@ -135,7 +163,9 @@ class _Traced:
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        _profiling.configure_from_env()
+        from simai.profiling import configure_from_env  # a cheap no-op outside a profiled run
+
+        configure_from_env()
         return self.fn(*args, **kwargs)
 
     def __reduce__(self):
@@ -150,6 +180,10 @@ class Workflow:
     callable that declares a ``server_info`` parameter and was not given one, and it
     is stopped after the last component. A callable that declares ``client`` gets
     the `OrchestratorClient`, so it can submit tasks at run time.
+
+    ``grace_period`` (seconds, default 10) bounds how long running components get to end
+    after `interrupt` (or a stop signal) before they are killed; keep it shorter than
+    your batch scheduler's delay between SIGTERM and SIGKILL.
     """
 
     def __init__(
@@ -160,17 +194,28 @@ class Workflow:
         name: str = "workflow",
         server_config: Any = None,
         run_dir: str | os.PathLike[str] | None = None,
+        grace_period: float = DEFAULT_GRACE_S,
     ):
         from simai.orchestrator import OrchestratorConfig, SystemConfig
 
+        if not 0 <= grace_period <= 3600:
+            raise ValueError(f"grace_period={grace_period!r}: give seconds in [0, 3600]")
+        self.grace_period = float(grace_period)
         self.name = name
         self.orchestrator_config = orchestrator_config or OrchestratorConfig(name="thread-pool")
         self.system_config = system_config or SystemConfig(name="local")
         self.server_config = server_config
         self.run_dir = Path(run_dir) if run_dir else None
         self._components: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        # Re-entrant: `interrupt` runs inside signal handlers on the main thread, which may
+        # hold the lock at that moment.
+        self._lock = threading.RLock()
         self._live: _LiveRun | None = None
+        # The launch in flight (one at a time) and why it is being stopped.
+        self._orchestrator: Any = None
+        self._stop_reason: str | None = None
+        self._signals: SignalScope | None = None
+        self._resumed: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ composing
     def component(
@@ -231,23 +276,94 @@ class Workflow:
     def components(self) -> list[Any]:
         return list(self._components.values())
 
+    def plan(self, path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+        """Where every component would run, without running anything.
+
+        Places the components on the allocation's nodes (``PBS_NODEFILE``, the Slurm node
+        list, ``SIMAI_ORCHESTRATOR_HOSTFILE``) as the orchestrator would, and returns per
+        component its wave, nodes, cores, GPUs and exact launch command; with ``path``,
+        also writes that as JSON (``plan.json``). A request that can never fit raises
+        ValueError naming what is missing.
+        """
+        from simai.orchestrator.placement import plan_launches
+
+        plan = {
+            "schema_version": SCHEMA_VERSION,
+            "workflow": self.name,
+            **plan_launches(self.components, self.system_config),
+        }
+        if path is not None:
+            from simai.bench.cluster import write_plan
+
+            write_plan(plan, path)
+        return plan
+
     # ------------------------------------------------------------------ launching
     def launch(
-        self, timeout: float | None = None, run_dir: str | os.PathLike[str] | None = None
+        self,
+        timeout: float | None = None,
+        run_dir: str | os.PathLike[str] | None = None,
+        observer: LaunchObserver | None = None,
+        resume: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     ) -> WorkflowResult:
-        """Run every component; return when all finished (or failed). Never raises for a failed component."""
-        session = _session()
-        if session is not None:
-            return session.launch(self, timeout=timeout, run_dir=run_dir)
-        result = self._launch(timeout=timeout, run_dir=run_dir)
-        if not result.ok:
-            log.error("%s", WorkflowError(result))
+        """Run every component; return when all finished (or failed). Never raises for a
+        failed component.
+
+        ``timeout`` (seconds, up to 30 days) starts `interrupt` when it runs out. Called
+        on the main thread, SIGTERM, SIGINT, SIGHUP and SIGUSR1 do the same (a second
+        signal skips the grace period; servers and staging are cleaned up either way);
+        once the run has stopped, the signal goes on to the handler installed before
+        (SIGTERM's default ends the process with status 143, SIGINT's raises
+        KeyboardInterrupt). ``observer`` (default: the one set with `observe`) is told
+        when the launch starts and ends.
+
+        ``resume`` (an earlier run directory, its ``result.json``, or a dict of that
+        form) re-runs only the components that did not succeed there; those that did
+        are not run again and keep their recorded values (JSON values; a value that was
+        not JSON-able is its ``repr``).
+        """
+        observer = observer if observer is not None else _observer.get()
+        check_timeout(timeout, "timeout")
+        self._resumed = _succeeded_in(resume) if resume is not None else {}
+        self._stop_reason = None  # before the handlers: a signal from now on counts
+        if observer is not None:
+            run_dir = observer.launching(self, run_dir)
+        with SignalScope(self._on_signal) as scope:
+            self._signals = scope
+            try:
+                result = self._launch(timeout=timeout, run_dir=run_dir)
+            finally:
+                self._signals = None
+            if observer is not None:
+                observer.finished(self, result)
+            elif not result.ok:
+                log.error("%s", WorkflowError(result))
+        scope.chain()
         return result
+
+    def interrupt(self, reason: str = "interrupt()") -> None:
+        """Stop the launch in flight, from any thread: cancel what has not started, end
+        what runs (within ``grace_period``), stop the server, write the trace; the
+        result says ``interrupted``. A second call skips the rest of the grace period."""
+        with self._lock:
+            if self._stop_reason is None:
+                self._stop_reason = reason
+            orch = self._orchestrator
+        if orch is not None:
+            orch.interrupt(self.grace_period)
+
+    def _on_signal(self, signum: int) -> None:
+        self.interrupt(signal.Signals(signum).name)
 
     def launch_async(
         self, timeout: float | None = None, run_dir: str | os.PathLike[str] | None = None
     ) -> cf.Future[WorkflowResult]:
-        """Start the launch in a background thread; the Future resolves to the `WorkflowResult`."""
+        """Start the launch in a background thread; the Future resolves to the `WorkflowResult`.
+
+        No signal handlers are installed: call `interrupt` to stop it early.
+        """
+        check_timeout(timeout, "timeout")
+        self._resumed, self._stop_reason = {}, None
         fut: cf.Future[WorkflowResult] = cf.Future()
 
         def body() -> None:
@@ -274,35 +390,62 @@ class Workflow:
         self, timeout: float | None, run_dir: str | os.PathLike[str] | None
     ) -> WorkflowResult:
         from simai.orchestrator import Orchestrator
+        from simai.orchestrator.errors import MissingMainGuardError
 
         run_dir = Path(run_dir) if run_dir else self.run_dir
         t0 = time.time()
         live = _LiveRun(list(self._components), self.orchestrator_config.name)
-        self._live = live
+        with self._lock:
+            self._live = live
         error: str | None = None
         files: dict[str, Path] = {}
-        prof = _profiling.open_run(run_dir, self.name, self.orchestrator_config.name)
+        prof = _profiling.ProfiledRun(run_dir, self.name, self.orchestrator_config.name)
         try:
-            components = _topological(list(self._components.values()))
             with prof:
                 server = orch = None
                 try:
                     server_info = None
-                    if self.server_config is not None:
+                    if self.server_config is not None and self._stop_reason is None:
                         server, server_info = _start_server(self.name, self.server_config)
                     orch = Orchestrator(self.system_config, self.orchestrator_config)
                     client = orch.start()
+                    if self._signals is not None:
+                        self._signals.reassert()  # Ray's start replaces SIGTERM's handler
                     live.orchestrator = orch
-                    for comp in components:
-                        client.submit(_prepare(comp, server_info, client))
-                    report = orch.wait(timeout=timeout)
-                    live.timed_out, live.timeout = not report.done, timeout
-                    live.not_done = set(report.not_done)
+                    with self._lock:
+                        self._orchestrator = orch
+                        stopping = self._stop_reason is not None
+                    if stopping:
+                        if not orch.interrupted:  # (a signal handler may have done it)
+                            orch.interrupt(self.grace_period)
+                    else:
+                        client.submit_many(
+                            [
+                                _restored(c, self._resumed[c.name])
+                                if c.name in self._resumed
+                                else _prepare(c, server_info, client)
+                                for c in self._components.values()
+                            ]
+                        )
+                        report = orch.wait(timeout=timeout, signals=False)
+                        if not report.done:
+                            live.timed_out, live.timeout = True, timeout
+                            live.not_done = set(report.not_done)
+                            self.interrupt("timeout")
+                    orch.wait(signals=False)
                 finally:
                     # Stop even after an error, so nothing is left running; keep the first error.
+                    with self._lock:
+                        self._orchestrator = None
                     if orch is not None:
                         try:
-                            orch.stop(wait=not live.timed_out)
+                            # A thread past its timeout or interrupted cannot be stopped:
+                            # do not wait for it.
+                            stuck = self._stop_reason is not None or any(
+                                r.status == "failed" and r.error_type == "ComponentTimeout"
+                                for r in orch.records().values()
+                            )
+                            orch.stop(wait=not stuck)
                         except Exception as exc:
                             error = f"stopping the orchestrator failed: {exc}"
                     if server is not None:
@@ -311,9 +454,12 @@ class Workflow:
                         except Exception as exc:
                             error = error or f"stopping the server failed: {exc}"
             files = prof.export()
+        except MissingMainGuardError:
+            raise  # nothing ran yet; going on would run the script's body twice
         except Exception as exc:  # the run itself broke: report it with what did happen
             error = f"{type(exc).__name__}: {exc}"
             log.debug("workflow %s failed", self.name, exc_info=True)
+        live.interrupted = self._stop_reason
         records = live.snapshot(final=True)
         return WorkflowResult(
             self.name,
@@ -323,6 +469,7 @@ class Workflow:
             run_dir=run_dir,
             files=files,
             error=error,
+            interrupted=self._stop_reason,
         )
 
     # ------------------------------------------------------------------ files
@@ -381,33 +528,62 @@ def _prepare(comp: Any, server_info: dict | None, client: Any) -> Any:
     return comp.replace(executable=_Traced(fn, comp.name), args=args)
 
 
+class _Recorded:
+    """A component that succeeded in the run being resumed: returns its recorded value."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __call__(self) -> Any:
+        return self.value
+
+
+def _restored(comp: Any, value: Any) -> Any:
+    return comp.replace(
+        executable=_Recorded(value),
+        type="local",
+        args={},
+        nodes=None,
+        nnodes=1,
+        ppn=1,
+        num_gpus_per_process=0,
+        cpu_affinity=None,
+        gpu_affinity=None,
+        return_dim=None,
+        retries=0,
+        timeout=None,
+    )
+
+
+def _succeeded_in(resume: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """name -> recorded value of the components that succeeded in an earlier run."""
+    import json
+
+    if isinstance(resume, Mapping):
+        data = resume
+    else:
+        path = Path(resume)
+        if path.is_dir():
+            path = path / "result.json"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"resume: cannot read the earlier run's result.json: {exc}") from None
+    comps = data.get("components") if isinstance(data, Mapping) else None
+    if not isinstance(comps, list):
+        raise ValueError("resume: not a result.json written by simai (no 'components' list)")
+    return {
+        c["name"]: c.get("value")
+        for c in comps
+        if isinstance(c, Mapping) and c.get("status") == "succeeded" and "name" in c
+    }
+
+
 def _parameters(fn: Callable[..., Any]) -> set[str]:
     try:
         return set(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
         return set()
-
-
-def _topological(components: list[Any]) -> list[Any]:
-    """Dependencies first, otherwise in registration order (so the orchestrator sees names it knows)."""
-    by_name = {c.name: c for c in components}
-    done: set[str] = set()
-    out: list[Any] = []
-
-    def visit(c: Any, stack: tuple[str, ...]) -> None:
-        if c.name in done:
-            return
-        if c.name in stack:
-            raise ValueError(f"dependency cycle: {' -> '.join((*stack, c.name))}")
-        for d in c.dependencies:
-            if d in by_name:
-                visit(by_name[d], (*stack, c.name))
-        done.add(c.name)
-        out.append(c)
-
-    for c in components:
-        visit(c, ())
-    return out
 
 
 def _jsonable(value: Any) -> Any:
@@ -434,6 +610,7 @@ class _LiveRun:
         self.timed_out = False
         self.timeout: float | None = None
         self.not_done: set[str] = set()
+        self.interrupted: str | None = None
 
     def snapshot(self, final: bool = False) -> list[ComponentResult]:
         records = self.orchestrator.records() if self.orchestrator is not None else {}
@@ -443,16 +620,17 @@ class _LiveRun:
         for name in names:
             rec = records.get(name)
             if rec is None:
-                status, error = (
-                    ("failed", "never submitted (the run broke first)")
-                    if final
-                    else ("pending", None)
-                )
+                if not final:
+                    status, error = "pending", None
+                elif self.interrupted:
+                    status, error = "cancelled", f"not started: interrupted ({self.interrupted})"
+                else:
+                    status, error = "failed", "never submitted (the run broke first)"
                 out.append(ComponentResult(name, status, error=error, executor=self.executor))
                 continue
-            status, error = rec.status, rec.error
+            status, error = str(rec.status), rec.error
             if final and name in self.not_done:
-                status = "failed"
+                status = status if status in ("interrupted", "cancelled") else "failed"
                 error = (
                     f"timeout: not finished when the workflow's {self.timeout:g} s timeout ran out"
                 )
@@ -473,14 +651,28 @@ class _LiveRun:
         return out
 
 
-# ---------------------------------------------------------------------- CLI session hook
-_SESSION: Any = None
+# ---------------------------------------------------------------------- observers
+class LaunchObserver(Protocol):
+    """Told when `Workflow.launch` starts and ends (the CLI's live display and report)."""
+
+    def launching(self, workflow: Workflow, run_dir: Path | None) -> Path | None:
+        """Called before anything starts; returns the run directory to use."""
+        ...
+
+    def finished(self, workflow: Workflow, result: WorkflowResult) -> None: ...
 
 
-def _session() -> Any:
-    return _SESSION
+_observer: contextvars.ContextVar[LaunchObserver | None] = contextvars.ContextVar(
+    "simai_bench_launch_observer", default=None
+)
 
 
-def _set_session(session: Any) -> None:
-    global _SESSION
-    _SESSION = session
+@contextlib.contextmanager
+def observe(observer: LaunchObserver) -> Iterator[LaunchObserver]:
+    """Within the block, `Workflow.launch` calls without an ``observer`` report to this one
+    (how ``simai run script.py`` shows progress for workflows a script launches)."""
+    token = _observer.set(observer)
+    try:
+        yield observer
+    finally:
+        _observer.reset(token)

@@ -21,6 +21,12 @@ Here a step is paced in three phases, all against one absolute deadline:
 
 Under MPI or DDP every rank must issue the same number of collective calls, so the
 "start another call?" decision can be made collectively through ``agree``.
+
+The caller of a component sees more than the paced work: the records, spans and the
+pacing decisions around it. The components anchor the deadline at the caller's entry
+(so the work before the first call is inside the budget) and end the paced work early
+by ``Overhead.estimate()``, the measured time from the end of the paced work to the
+return, so that the interval the caller measures hits the target.
 """
 
 from __future__ import annotations
@@ -137,6 +143,44 @@ class CostEstimator:
         self.idle_limit = self.IDLE_LIMIT
 
 
+#: The quantile of recent overhead measurements that is taken off the deadline.
+OVERHEAD_QUANTILE = 0.25
+
+
+class Overhead:
+    """Online estimate of the time a component needs from its deadline to the return
+    to its caller (finishing, span ends, records, returning).
+
+    A low quantile (``OVERHEAD_QUANTILE``) of the last ``window`` measurements, 0
+    before the first: the part that every step pays. A step delayed by a preemption on
+    a busy machine measures far more; a low quantile ignores such steps unless nearly
+    all of them are delayed, so the steps that ran undisturbed stay on target and the
+    delayed ones show as late (and as oversubscription) instead of pulling every later
+    step short.
+    """
+
+    __slots__ = ("_cache", "quantile", "times")
+
+    def __init__(self, window: int = DEFAULT_WINDOW, quantile: float = OVERHEAD_QUANTILE) -> None:
+        self.times: deque[float] = deque(maxlen=max(1, int(window)))
+        self.quantile = quantile
+        self._cache: float | None = 0.0
+
+    def update(self, dt: float) -> None:
+        self.times.append(max(0.0, dt))
+        self._cache = None
+
+    def estimate(self) -> float:
+        if self._cache is None:
+            s = sorted(self.times)
+            self._cache = s[int(self.quantile * (len(s) - 1))]
+        return self._cache
+
+    def reset(self) -> None:
+        self.times.clear()
+        self._cache = 0.0
+
+
 @dataclass(frozen=True)
 class PaceResult:
     calls: int  # full calls made
@@ -144,6 +188,7 @@ class PaceResult:
     tail_s: float  # time from the end of the last full call to the end (tail + finish)
     finish_s: float  # time spent waiting (spinning/sleeping) for the deadline
     busy_s: float = 0.0  # time spent inside calls (full and tail)
+    end: float = 0.0  # the clock when pacing returned (at or just after the deadline)
 
 
 def _run_phase(
@@ -185,6 +230,7 @@ def wait_until(
     finish: Finish = "sleep",
     spin_s: float = SPIN_S,
     clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> None:
     """Return at ``deadline`` (a ``clock()`` value), sleeping and/or spinning."""
     if finish == "none":
@@ -192,7 +238,7 @@ def wait_until(
     if finish == "sleep":
         remaining = deadline - clock() - spin_s
         if remaining > 0:
-            time.sleep(remaining)
+            sleep(remaining)
     while clock() < deadline:
         pass
 
@@ -208,6 +254,7 @@ def pace(
     agree: Callable[[bool], bool] | None = None,
     max_calls: int | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> PaceResult:
     """Fill the time up to ``deadline`` with calls, then finish exactly on it.
 
@@ -224,9 +271,9 @@ def pace(
         tail_calls, tail_busy = _run_phase(deadline, tail_call, tail_est, agree, max_calls, clock)
         busy += tail_busy
     t_finish = clock()
-    wait_until(deadline, finish, clock=clock)
+    wait_until(deadline, finish, clock=clock, sleep=sleep)
     end = clock()
-    return PaceResult(calls, tail_calls, end - t_tail, end - t_finish, busy)
+    return PaceResult(calls, tail_calls, end - t_tail, end - t_finish, busy, end)
 
 
 def calibrate(

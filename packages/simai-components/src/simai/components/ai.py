@@ -17,7 +17,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 from opentelemetry import trace
 
-from simai.components._pacing import DEFAULT_QUANTILE, CostEstimator, calibrate, pace
+from simai.components._pacing import DEFAULT_QUANTILE, CostEstimator, Overhead, calibrate, pace
 from simai.components._staging import StagingMixin
 from simai.components._torch import require_torch
 from simai.components.config import MODEL_CONFIGS, AIConfig, Histogram, _to_target
@@ -32,10 +32,29 @@ _DDP_BACKENDS = {"cpu": "gloo", "cuda": "nccl", "xpu": "ccl"}
 
 
 class RunResult(NamedTuple):
-    """What ``train``/``infer`` return; unpacks like the original ``(elapsed, count)``."""
+    """What ``train``/``infer`` return; unpacks like the original ``(elapsed, count)``.
+
+    ``elapsed_s`` runs from the entry into the call (after a calibration, if one was
+    needed) to its return."""
 
     elapsed_s: float
     batches: int
+
+
+class _Pending(NamedTuple):
+    """A train/infer call whose paced work is done and whose record is not yet made."""
+
+    kind: str
+    step: int
+    run_time: float | None
+    start: float  # the caller's entry (after calibration)
+    work_end: float  # the end of the last batch (or of the finish)
+    aimed_at: float  # the (trimmed) deadline the batches were paced to
+    inner: float  # the batches alone
+    count: int
+    tail_calls: int
+    busy: float | None
+    trim: float
 
 
 class _Batches:
@@ -193,7 +212,14 @@ class AI(StagingMixin):
         self._owns_group = False
         self.rank, self.world_size = 0, 1
 
-        self._init_datastore(server_info, datastore, allow_pickle)
+        self._init_datastore(
+            server_info, datastore, allow_pickle, bool(kwargs.get("is_colocated", False))
+        )
+        self._init_logger(
+            kwargs.get("logging", False),
+            kwargs.get("log_level"),
+            comm.Get_rank() if comm is not None else 0,
+        )
         self._torch_device = self._select_device()
         from simai.components.models import build_model
 
@@ -216,6 +242,13 @@ class AI(StagingMixin):
         self._est = {
             k: (CostEstimator(quantile), CostEstimator(quantile)) for k in ("train", "infer")
         }
+        # The time from the deadline to the call's return (finishing late, span, records),
+        # measured every call (capped at half the target, so a target shorter than the
+        # bookkeeping cannot drive it up without bound) and taken off the next deadline.
+        self._exit = {k: Overhead() for k in ("train", "infer")}
+        # Seams for tests that drive the pacing with a simulated clock.
+        self._clock: Any = time.perf_counter
+        self._sleep: Any = time.sleep
         self._data_seed = None if seed is None else seed + self.rank
         self._batches = self._make_batches(self._synthetic(data_size), None)
 
@@ -360,7 +393,7 @@ class AI(StagingMixin):
     def _make_batches(self, data: Any, shard: bool | None) -> _Batches:
         if (
             isinstance(data, np.ndarray)
-            or _is_tensor(data)
+            or self._torch.is_tensor(data)
             or (isinstance(data, tuple) and len(data) == 2)
         ):
             chunks, stream = [self._shard(self._convert(data), shard)], None
@@ -425,10 +458,11 @@ class AI(StagingMixin):
         the original did). With DDP each rank trains on the data it is given;
         ``shard=True`` makes each rank take every world_size-th sample instead.
         """
+        start = self._clock()
         if data is not None:
             self.set_data(data, shard)
         self.model.train()
-        return self._run("train", self._train_batch, run_time, run_count)
+        return self._complete(self._run("train", self._train_batch, run_time, run_count, start))
 
     def infer(
         self,
@@ -438,18 +472,20 @@ class AI(StagingMixin):
         shard: bool = False,
     ) -> RunResult:
         """Run inference batches for ``run_time`` seconds or ``run_count`` batches."""
+        start = self._clock()
         if data is not None:
             self.set_data(data, shard)
         self.model.eval()
         with self._torch.no_grad():
-            return self._run("infer", self._infer_batch, run_time, run_count)
+            pending = self._run("infer", self._infer_batch, run_time, run_count, start)
+        return self._complete(pending)
 
     def predict(self, x: Any) -> np.ndarray:
         """The model's output for ``x`` (one sample or a batch) as a numpy array."""
         torch = self._torch
         self.model.eval()
         with torch.no_grad():
-            t = torch.as_tensor(np.asarray(x) if not _is_tensor(x) else x).to(
+            t = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).to(
                 self._torch_device, torch.float32
             )
             single = t.ndim == len(self.input_shape)
@@ -501,7 +537,7 @@ class AI(StagingMixin):
 
         return agree
 
-    def _run(self, kind: str, batch: Any, run_time: Any, run_count: Any) -> RunResult:
+    def _run(self, kind: str, batch: Any, run_time: Any, run_count: Any, start: float) -> _Pending:
         if run_time is not None and run_count is not None:
             raise ValueError("pass run_time or run_count, not both")
         rng = self._rng()
@@ -521,14 +557,20 @@ class AI(StagingMixin):
         est, tail_est = self._est[kind]
         bs, tail_bs = self.batch_size, self.tail_batch_size
         use_tail = self.config.tail == "batch" and tail_bs < bs
-        if est.stale:  # no batch fitted for a while: measure again (outside the timing)
+        first = not est.calibrated
+        if est.stale:  # no batch fitted for a while: measure again
             est.recalibrated()
             tail_est.reset()
+        clock = self._clock
         if run_time is not None and not est.calibrated:
-            t = calibrate(lambda: batch(bs), est, n=3)
+            t = calibrate(lambda: batch(bs), est, n=3, clock=clock)
             if use_tail:
-                t += calibrate(lambda: batch(tail_bs), tail_est, n=3)
+                t += calibrate(lambda: batch(tail_bs), tail_est, n=3, clock=clock)
             self.calibration_s += t
+            if first:
+                # The first calibration is kept out of the call's time; a later one is
+                # in it (and in its budget): the caller waits for it like for a batch.
+                start = clock()
         if run_time is None and run_count is None:
             per_pass = (
                 max(1, self._batches.samples_per_pass() // bs)
@@ -546,42 +588,70 @@ class AI(StagingMixin):
         step = self._calls
         self._calls += 1
         attrs = {"simai.component": self.name, "simai.step": step}
+        trim = self._exit[kind].estimate() if run_time is not None else 0.0
         with _tracer.start_as_current_span(f"ai.{kind}", attributes=attrs) as span:
-            t0 = time.perf_counter()
+            t0 = clock()
             tail_calls = 0
             busy: float | None = None
             if run_time is not None:
                 run_time = float(run_time)
                 span.set_attribute("simai.target_s", run_time)
+                # Anchored at the caller's entry and ended early by the measured time
+                # the call needs after its last batch, so the caller's interval is the target.
                 res = pace(
-                    t0 + run_time,
+                    start + run_time - trim,
                     lambda: batch(bs),
                     est,
                     tail_call=(lambda: batch(tail_bs)) if use_tail else None,
                     tail_est=tail_est,
                     finish="spin" if self.config.tail == "spin" else "sleep",
                     agree=self._agree(),
+                    clock=clock,
+                    sleep=self._sleep,
                 )
                 count, tail_calls, busy = res.calls, res.tail_calls, res.busy_s
+                work_end = res.end
             else:
                 count = int(run_count)
                 for _ in range(count):
                     batch(bs)
-            achieved = time.perf_counter() - t0
-            span.set_attribute("simai.achieved_s", achieved)
+                work_end = clock()
+            span.set_attribute("simai.inner_s", work_end - t0)
             span.set_attribute("simai.batches", count + tail_calls)
-        rec = KernelRecord(
-            step,
+            # as the caller sees it, up to the span's own end (the record adds that)
+            span.set_attribute("simai.achieved_s", clock() - start)
+        return _Pending(
             kind,
+            step,
             run_time,
-            achieved,
+            start,
+            work_end,
+            start + run_time - trim if run_time is not None else work_end,
+            work_end - t0,
             count,
             tail_calls,
-            None if run_time is not None else count,
             busy,
+            trim,
         )
-        self.records.append(StepRecord(step, run_time, achieved, (rec,)))
-        return RunResult(achieved, count + tail_calls)
+
+    def _complete(self, p: _Pending) -> RunResult:
+        end = self._clock()
+        rec = KernelRecord(
+            p.step,
+            p.kind,
+            p.run_time,
+            p.inner,
+            p.count,
+            p.tail_calls,
+            None if p.run_time is not None else p.count,
+            p.busy,
+        )
+        achieved = end - p.start
+        self.records.append(StepRecord(p.step, p.run_time, achieved, (rec,), p.inner, p.trim))
+        result = RunResult(achieved, p.count + p.tail_calls)
+        if p.run_time is not None:
+            self._exit[p.kind].update(min(self._clock() - p.aimed_at, 0.5 * p.run_time))
+        return result
 
     def _rng(self) -> np.random.Generator:
         if not hasattr(self, "_target_rng"):
@@ -589,9 +659,10 @@ class AI(StagingMixin):
         return self._target_rng
 
     def fidelity(self, kind: Literal["train", "infer"] | None = None) -> FidelityReport:
-        """Error statistics of the time-targeted train/infer calls (optionally one kind)."""
+        """Error statistics of the time-targeted train/infer calls (optionally one kind),
+        entry to return as the caller saw them."""
         return fidelity_report(
-            (r.target_s, r.achieved_s)
+            (r.target_s, r.achieved_s, r.inner_s)
             for r in self.records
             if kind is None or r.kernels[0].kernel == kind
         )
@@ -612,10 +683,6 @@ def _loss(torch: Any, loss_type: str) -> Any:
         "mae": torch.nn.L1Loss,
         "cross_entropy": torch.nn.CrossEntropyLoss,
     }[loss_type]()
-
-
-def _is_tensor(x: Any) -> bool:
-    return type(x).__module__.startswith("torch")
 
 
 def _free_port(addr: str) -> int:

@@ -213,10 +213,9 @@ class KernelConfig(BaseModel):
     def _device(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        kind = v.split(":", 1)[0].lower()
-        if kind not in ("cpu", "cuda", "xpu"):
-            raise ValueError(f"unknown device {v!r}; expected 'cpu', 'cuda[:N]' or 'xpu[:N]'")
-        return v.lower()
+        from simai.kernels import check_device
+
+        return check_device(v)
 
     @field_validator("dtype")
     @classmethod
@@ -271,10 +270,7 @@ def _close_kernel_names(name: str) -> list[str]:
 
     from simai.kernels import list_kernels
 
-    listed = list_kernels()
-    if isinstance(listed, dict):  # family -> names
-        listed = [n for names in listed.values() for n in names]
-    names = {n.lower(): n for n in listed}
+    names = {n.lower(): n for family in list_kernels().values() for n in family}
     return [
         names[m] for m in difflib.get_close_matches(name.lower(), list(names), n=3, cutoff=0.75)
     ]
@@ -360,6 +356,6 @@ class AIConfig(BaseModel):
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
-        if v.split(":", 1)[0].lower() not in ("cpu", "cuda", "xpu"):
-            raise ValueError(f"unknown device {v!r}; expected 'cpu', 'cuda[:N]' or 'xpu[:N]'")
-        return v.lower()
+        from simai.kernels import check_device
+
+        return check_device(v)

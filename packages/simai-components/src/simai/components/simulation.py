@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 from opentelemetry import trace
 
-from simai.components._pacing import DEFAULT_QUANTILE, CostEstimator, calibrate, pace
+from simai.components._pacing import DEFAULT_QUANTILE, CostEstimator, Overhead, calibrate, pace
 from simai.components._staging import StagingMixin
 from simai.components.config import Histogram, KernelConfig, SimulationConfig
 from simai.components.fidelity import FidelityReport, KernelRecord, StepRecord, fidelity_report
@@ -23,8 +23,9 @@ _tracer = trace.get_tracer("simai.components")
 
 Tail = Literal["sleep", "spin", "kernel"]
 
-# Constructor keywords of the original Simulation that no longer do anything; accepted
-# so that existing scripts run unchanged.
+# Constructor keywords of the original Simulation, accepted so that existing scripts run
+# unchanged: logging/log_level give self.logger, is_colocated goes to the DataStore,
+# size/rank stand in for a communicator; the profile_* ones do nothing.
 _LEGACY_KWARGS = {
     "logging",
     "log_level",
@@ -57,12 +58,13 @@ class _Entry:
         self.finish: Literal["spin", "sleep"] = "sleep"
         self.agree: Callable[[bool], bool] | None = None
         self.attrs: dict[str, Any] = {}
+        self.plan_key: Any = None  # the settings the plan was built for
 
     def __getstate__(self) -> dict[str, Any]:
         # The plan holds closures; it is rebuilt by calibrate() at the next run(), so a
         # Simulation can be sent to another process (e.g. a process-pool executor).
         state = self.__dict__.copy()
-        state.update(call=None, tail_call=None, agree=None, attrs={})
+        state.update(call=None, tail_call=None, agree=None, attrs={}, plan_key=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -76,6 +78,7 @@ class _Entry:
         self.est.reset()
         self.tail_est.reset()
         self.warm = False
+        self.plan_key = None
 
 
 class Simulation(StagingMixin):
@@ -119,6 +122,18 @@ class Simulation(StagingMixin):
         allow_pickle: bool = False,
         **legacy: Any,
     ) -> None:
+        if hasattr(
+            server_info, "Get_rank"
+        ):  # SimAI-Bench's positional order: (name, comm, server_info)
+            import warnings
+
+            warnings.warn(
+                "Simulation(name, comm, server_info) is SimAI-Bench's argument order; "
+                "use Simulation(name, server_info=..., comm=...)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            server_info, comm = comm, server_info
         unknown = set(legacy) - _LEGACY_KWARGS
         if unknown:
             bad = sorted(unknown)[0]
@@ -152,11 +167,24 @@ class Simulation(StagingMixin):
         self._last_end = 0.0
         self.records: list[StepRecord] = []
         self.calibration_s = 0.0
+        # The time from the last kernel's deadline to run()'s return (finishing late,
+        # spans, records), measured every step and taken off the next step's last
+        # deadline so that the caller's interval hits the target. Each measurement is
+        # capped at half the target, so a target shorter than the bookkeeping itself
+        # cannot drive the estimate up without bound.
+        self._exit = Overhead()
+        self._last_aim = 0.0
+        # Seams for tests that drive the pacing with a simulated clock.
+        self._clock: Callable[[], float] = time.perf_counter
+        self._sleep: Callable[[float], object] = time.sleep
         if comm is not None:
             self.size, self.rank = comm.Get_size(), comm.Get_rank()
         else:
             self.size, self.rank = int(legacy.get("size", 1)), int(legacy.get("rank", 0))
-        self._init_datastore(server_info, datastore, allow_pickle)
+        self._init_datastore(
+            server_info, datastore, allow_pickle, bool(legacy.get("is_colocated", False))
+        )
+        self._init_logger(legacy.get("logging", False), legacy.get("log_level"), self.rank)
 
     # ------------------------------------------------------------------ configuration
     def add_kernel(
@@ -256,91 +284,136 @@ class Simulation(StagingMixin):
         ``run`` does this on its own before the first step (and after a setter changed
         a kernel); that time is kept out of the steps and added to ``calibration_s``.
         """
-        t0 = time.perf_counter()
+        return self._prepare()[1]
+
+    def _prepare(self) -> tuple[bool, float]:
+        """Build the step plans that are out of date and calibrate cold kernels;
+        returns (whether any kernel was called, seconds spent)."""
+        clock = self._clock
+        t0 = clock()
+        key = (self.device, self.tail, self.comm)
+        measured = False
         for e in self._entries:
-            # Built once per run() rather than per step: the closures and attributes
-            # cost tens of microseconds on a busy machine, which would show as error.
-            e.call = self._call_fn(e)
-            e.tail_call = self._tail_fn(e)
-            e.finish = self._finish(e)
-            e.agree = self._agree_fn(e)
-            e.attrs = {
-                "simai.kernel": e.kernel.name,
-                "simai.device": e.cfg.device or self.device,
-                "simai.component": self.name,
-            }
+            if e.plan_key != key:
+                # Built once rather than per run(): the closures and attributes cost
+                # tens of microseconds on a busy machine, which would show as error.
+                e.call = self._call_fn(e)
+                e.tail_call = self._tail_fn(e)
+                e.finish = self._finish(e)
+                e.agree = self._agree_fn(e)
+                e.attrs = {
+                    "simai.kernel": e.kernel.name,
+                    "simai.device": e.cfg.device or self.device,
+                    "simai.component": self.name,
+                }
+                e.plan_key = key
             if e.warm:
                 continue
+            measured = True
             if e.cfg.run_time is not None:
-                calibrate(e.call, e.est, n=5)
+                calibrate(e.call, e.est, n=5, clock=clock)
                 if e.tail_call is not None:
-                    calibrate(e.tail_call, e.tail_est, n=5)
+                    calibrate(e.tail_call, e.tail_est, n=5, clock=clock)
             elif self.warmup:
                 e.call()
             e.warm = True
-        dt = time.perf_counter() - t0
-        self.calibration_s += dt
-        return dt
+        dt = clock() - t0
+        if measured:
+            self.calibration_s += dt
+        return measured, dt
 
     def run(self, nsteps: int = 1, sync: bool = False) -> float:
         """Run ``nsteps`` steps; returns the seconds they took (calibration excluded).
 
-        With ``sync=True`` and a communicator, ranks meet at a barrier after each
-        step; the barrier's time is in the returned total but not in the step records.
+        The steps are timed as the caller sees them: the first from the entry into
+        ``run`` (after a calibration, if one was needed), each following one from the
+        end of the previous, the last to the return. With ``sync=True`` and a
+        communicator, ranks meet at a barrier after each step; the barrier's time is in
+        the returned total but not in the step records.
         """
+        clock = self._clock
+        start = clock()
         if nsteps < 0:
             raise ValueError(f"nsteps must be >= 0, got {nsteps}")
-        self.calibrate()
+        if self._prepare()[0]:
+            start = clock()
         total = 0.0
         for _ in range(nsteps):
             if any(e.est.stale for e in self._entries):
+                # inside the step's interval: the caller waits for it like for a kernel
                 self._recalibrate_stale()
-            t0 = time.perf_counter()
-            self._run_step()
+            end = self._run_step(start)
             if sync and self.comm is not None:
                 self.comm.Barrier()
-            total += time.perf_counter() - t0
+                end = clock()
+            total += end - start
+            start = end
         return total
 
     def _recalibrate_stale(self) -> None:
-        # Between steps, so the measurement time is in run()'s total but in no step.
         for e in self._entries:
             if e.est.stale:
                 e.est.recalibrated()
                 e.tail_est.reset()
                 e.warm = False
-        self.calibrate()
+        self._prepare()
 
-    def _run_step(self) -> None:
+    def _run_step(self, start: float) -> float:
+        """One step from ``start`` (the caller's entry or the previous step's end);
+        returns the clock at its end."""
+        clock = self._clock
         step = self._step
         self._step += 1
+        trim = self._exit.estimate()
+        last = len(self._entries) - 1
         with _tracer.start_as_current_span(
             "component.step", attributes={"simai.component": self.name, "simai.step": step}
         ) as span:
             records: list[KernelRecord] = []
             timed_all = bool(self._entries)
             target_total = 0.0
-            t_step = time.perf_counter()
-            # Each kernel starts where the previous one ended -- for a time-targeted
-            # kernel, at its deadline -- so one kernel's small overshoot is absorbed by
-            # the next rather than added to the step, and the bookkeeping between
-            # kernels counts against the targets instead of silently extending them.
-            anchor = t_step
-            for e in self._entries:
-                rec, anchor = self._run_entry(e, step, anchor)
+            t_work = clock()
+            # The first kernel's slot starts at ``start`` and each following one where
+            # the previous one ended -- for a time-targeted kernel, at its deadline --,
+            # so the bookkeeping before and between kernels counts against the targets
+            # instead of extending the step, and one kernel's small overshoot is
+            # absorbed by the next. The last deadline is moved forward by the measured
+            # time the step needs after it (``trim``).
+            anchor = start
+            for i, e in enumerate(self._entries):
+                rec, anchor = self._run_entry(e, step, anchor, trim if i == last else 0.0)
                 records.append(rec)
                 if rec.target_s is None:
                     timed_all = False
                 else:
                     target_total += rec.target_s
-            achieved = self._last_end - t_step
+            work_end = self._last_end if records else t_work
+            aimed_at = self._last_aim
             target = target_total if timed_all else None
             if target is not None:
                 span.set_attribute("simai.target_s", target)
-            span.set_attribute("simai.achieved_s", achieved)
-        self.records.append(StepRecord(step, target, achieved, tuple(records)))
+            span.set_attribute("simai.inner_s", work_end - t_work)
+            # as the caller sees it, up to the span's own end (the record adds that)
+            span.set_attribute("simai.achieved_s", clock() - start)
+        end = clock()
+        paced_last = bool(records) and records[-1].target_s is not None
+        self.records.append(
+            StepRecord(
+                step,
+                target,
+                end - start,
+                tuple(records),
+                work_end - t_work,
+                trim if paced_last else 0.0,
+            )
+        )
+        if paced_last:
+            self._exit.update(min(clock() - aimed_at, 0.5 * records[-1].target_s))
+        return end
 
-    def _run_entry(self, e: _Entry, step: int, start: float) -> tuple[KernelRecord, float]:
+    def _run_entry(
+        self, e: _Entry, step: int, start: float, trim: float = 0.0
+    ) -> tuple[KernelRecord, float]:
         cfg = e.cfg
         run_time = (
             cfg.run_time.sample(self._rng) if isinstance(cfg.run_time, Histogram) else cfg.run_time
@@ -354,16 +427,19 @@ class Simulation(StagingMixin):
         with _tracer.start_as_current_span(f"kernel.{e.kernel.name}", attributes=e.attrs) as span:
             if run_time is not None:
                 deadline = start + run_time
+                self._last_aim = deadline - trim
                 res = pace(
-                    deadline,
+                    self._last_aim,
                     e.call,
                     e.est,
                     tail_call=e.tail_call,
                     tail_est=e.tail_est,
                     finish=e.finish,
                     agree=e.agree,
+                    clock=self._clock,
+                    sleep=self._sleep,
                 )
-                end = time.perf_counter()
+                end = res.end
                 calls, tail_calls, next_start = res.calls, res.tail_calls, deadline
                 busy: float | None = res.busy_s
                 span.set_attribute("simai.target_s", run_time)
@@ -371,7 +447,7 @@ class Simulation(StagingMixin):
                 call = e.call
                 for _ in range(run_count):
                     call()
-                end = time.perf_counter()
+                end = self._clock()
                 calls, tail_calls, next_start = run_count, 0, end
                 busy = None
             achieved = end - start
@@ -431,9 +507,10 @@ class Simulation(StagingMixin):
 
     # ------------------------------------------------------------------ results
     def fidelity(self, kernel: str | None = None) -> FidelityReport:
-        """Error statistics of the recorded steps (or of one kernel's share of them)."""
+        """Error statistics of the recorded steps as their caller saw them (entry to
+        return), or -- with ``kernel`` -- of that kernel's share of them (kernel only)."""
         if kernel is None:
-            return fidelity_report((r.target_s, r.achieved_s) for r in self.records)
+            return fidelity_report((r.target_s, r.achieved_s, r.inner_s) for r in self.records)
         self._find(kernel)
         return fidelity_report(
             (k.target_s, k.achieved_s)
@@ -470,7 +547,6 @@ def _validate_kernel(data: dict[str, Any]) -> KernelConfig:
 
 
 def _check_device(device: str) -> str:
-    kind = str(device).split(":", 1)[0].lower()
-    if kind not in ("cpu", "cuda", "xpu"):
-        raise ValueError(f"unknown device {device!r}; expected 'cpu', 'cuda[:N]' or 'xpu[:N]'")
-    return str(device).lower()
+    from simai.kernels import check_device  # the one device validator (and SIMAI_DEVICE)
+
+    return check_device(device)

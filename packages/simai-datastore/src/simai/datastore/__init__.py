@@ -27,6 +27,8 @@ from simai.datastore.errors import (
     InvalidKeyError,
     PickleNotAllowedError,
     StagedDataTimeout,
+    StoreFullError,
+    UnsafePathError,
     UnsupportedOperationError,
 )
 from simai.datastore.protocols import (
@@ -58,7 +60,9 @@ __all__ = [
     "ServerManager",
     "ServerRegistry",
     "StagedDataTimeout",
+    "StoreFullError",
     "Transport",
+    "UnsafePathError",
     "UnsupportedOperationError",
     "WaitingTransport",
     "__version__",

@@ -9,6 +9,7 @@ the staging directory and round-trip through ``keys()`` unchanged.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 
 MAX_KEY_BYTES = 1024
@@ -22,25 +23,42 @@ class InvalidKeyError(ValueError):
     """A key breaks the rules above."""
 
 
-def validate_key(key: object) -> str:
+def validate_key(key: object, what: str = "key") -> str:
+    """``key`` if it is a valid name, else :class:`InvalidKeyError` naming ``what``.
+
+    The one rule for keys, queue names and lock names on every backend.
+    """
     # Fast path (every call of every operation): an ASCII str is its own UTF-8.
     if type(key) is str and key.isascii() and 0 < len(key) <= MAX_KEY_BYTES and "\x00" not in key:
         return key
     if not isinstance(key, str):
-        raise InvalidKeyError(f"keys must be str, not {type(key).__name__}: {key!r:.80}")
+        raise InvalidKeyError(f"{what}s must be str, not {type(key).__name__}: {key!r:.80}")
     if not key:
-        raise InvalidKeyError("keys must not be empty")
+        raise InvalidKeyError(f"{what}s must not be empty")
     if "\x00" in key:
-        raise InvalidKeyError(f"keys must not contain NUL characters: {key!r:.80}")
+        raise InvalidKeyError(f"{what}s must not contain NUL characters: {key!r:.80}")
     try:
         n = len(key.encode("utf-8"))
     except UnicodeEncodeError as exc:  # lone surrogates
-        raise InvalidKeyError(f"key is not valid unicode text: {key!r:.80}") from exc
+        raise InvalidKeyError(f"{what} is not valid unicode text: {key!r:.80}") from exc
     if n > MAX_KEY_BYTES:
         raise InvalidKeyError(
-            f"key is {n} UTF-8 bytes long; the limit is {MAX_KEY_BYTES}: {key[:40]!r}..."
+            f"{what} is {n} UTF-8 bytes long; the limit is {MAX_KEY_BYTES}: {key[:40]!r}..."
         )
     return key
+
+
+def name_to_component(name: str) -> str:
+    """One file-name-safe path component for a queue, lock or owner name.
+
+    Such names need no inverse, so a name too long for one component is hashed
+    ("#" is in neither the plain nor the base64url alphabet: no collision with a
+    short name's component).
+    """
+    rel = key_to_relpath(name)
+    if "/" not in rel:
+        return rel
+    return "#" + hashlib.blake2b(name.encode("utf-8"), digest_size=20).hexdigest()
 
 
 def key_to_relpath(key: str) -> str:

@@ -8,33 +8,27 @@ when the span records.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 
 from opentelemetry import trace
-from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
 from opentelemetry.trace import Status, StatusCode
 
 _tracer = trace.get_tracer("simai.datastore")
-_UNKNOWN = object()
-
-
-# Reading os.environ costs ~1 µs a call (get_tracer_provider() does, while no
-# provider is set): look at the provider variable first, and at the environment
-# variable only once. (opentelemetry reads that variable lazily, so a process
-# that sets it after importing us and never asks for the provider itself would
-# lose our spans: an unusual order, and nothing else breaks.)
-_ENV_PROVIDER = OTEL_PYTHON_TRACER_PROVIDER in os.environ
+_configured = False
 
 
 def _sdk_configured() -> bool:
     # Until an SDK (simai-profiling, the application) installs a provider, the
-    # global one is a proxy and every span would be a no-op: skip the work.
-    if not isinstance(_tracer, trace.ProxyTracer):
+    # global one is a proxy and every span would be a no-op: skip the work. A
+    # global provider can be set only once, so once seen it is cached; until then
+    # the public get_tracer_provider() costs ~2 µs per operation.
+    global _configured
+    if _configured or not isinstance(_tracer, trace.ProxyTracer):
         return True
-    if getattr(trace, "_TRACER_PROVIDER", _UNKNOWN) is None and not _ENV_PROVIDER:
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         return False
-    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    _configured = True
+    return True
 
 
 class _Off:

@@ -11,6 +11,8 @@ __all__ = [
     "InvalidKeyError",
     "PickleNotAllowedError",
     "StagedDataTimeout",
+    "StoreFullError",
+    "UnsafePathError",
     "UnsupportedOperationError",
 ]
 
@@ -45,3 +47,26 @@ class UnsupportedOperationError(DataStoreError, NotImplementedError):
 
 class BackendUnavailableError(DataStoreError, ConnectionError):
     """The backend cannot be reached (server down, wrong password, directory gone)."""
+
+
+class StoreFullError(BackendUnavailableError):
+    """The store has no room for a value (ENOSPC, Redis ``maxmemory``).
+
+    The message names the store and its capacity; nothing of the refused value is
+    visible and older values stay readable.
+    """
+
+    def __init__(self, store: str, capacity: str, detail: str = ""):
+        msg = f"{store} is full (capacity {capacity}); the value was not stored"
+        super().__init__(f"{msg}: {detail}" if detail else msg)
+        self.store = store
+        self.capacity = capacity
+
+
+class UnsafePathError(DataStoreError):
+    """Something inside the store is not what we made (a link, FIFO, directory, foreign owner)."""
+
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"refusing to use {path!r}: {problem}")
+        self.path = path
+        self.problem = problem

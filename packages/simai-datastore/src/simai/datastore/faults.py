@@ -19,11 +19,18 @@ import contextlib
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from simai.datastore._batch import OneByOne
 from simai.datastore.errors import BackendUnavailableError, UnsupportedOperationError
-from simai.datastore.protocols import LockingTransport, MessagingTransport, Transport
+from simai.datastore.protocols import (
+    DeadlineTransport,
+    LockingTransport,
+    MessagingTransport,
+    Transport,
+)
+from simai.datastore.registry import did_you_mean
 from simai.datastore.serialize import Buffer, Parts, join_parts
 
 __all__ = ["FaultyTransport", "inject"]
@@ -35,7 +42,7 @@ def inject(server_info: Mapping[str, Any], **faults: Any) -> dict[str, Any]:
     return {**server_info, "faults": dict(faults)}
 
 
-class FaultyTransport:
+class FaultyTransport(OneByOne):
     """A Transport wrapper that fails, drops, corrupts, slows or kills on demand."""
 
     _OPTIONS = ("fail", "drop", "corrupt", "delay", "fail_after", "seed")
@@ -64,12 +71,9 @@ class FaultyTransport:
 
     @classmethod
     def _check(cls, faults: Mapping[str, Any]) -> None:
-        import difflib
-
         for k, v in faults.items():
             if k not in cls._OPTIONS:
-                close = difflib.get_close_matches(k, cls._OPTIONS, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(k, cls._OPTIONS, cutoff=0.6)
                 raise ValueError(f"unknown fault {k!r}.{hint} Known: {', '.join(cls._OPTIONS)}")
             if k in ("fail", "drop", "corrupt") and not 0.0 <= float(v) <= 1.0:
                 raise ValueError(f"fault {k!r} is a probability in [0, 1], got {v!r}")
@@ -113,12 +117,12 @@ class FaultyTransport:
         return value
 
     # ---------------------------------------------------------------- Transport
-    def put(self, key: str, value: Parts) -> None:
+    def put(self, key: str, value: Parts, owner: str = "") -> None:
         self._before("put")
         if self._roll(self.drop):
             self.injected["drop"] += 1
             return
-        self.inner.put(key, self._mangle(value))
+        self.inner.put(key, self._mangle(value), owner)
 
     def get(self, key: str) -> Buffer | None:
         self._before("get")
@@ -136,16 +140,14 @@ class FaultyTransport:
         self._before("keys")
         return self.inner.keys(prefix)
 
-    def put_many(self, items: Mapping[str, Parts]) -> None:
-        for k, v in items.items():
-            self.put(k, v)
-
-    def get_many(self, keys: Sequence[str]) -> list[Buffer | None]:
-        return [self.get(k) for k in keys]
-
-    def clear(self) -> None:
+    def clear(self, owner: str | None = None) -> None:
         self._before("clear")
-        self.inner.clear()
+        self.inner.clear(owner)
+
+    def bounded(self, timeout: float) -> contextlib.AbstractContextManager[None]:
+        if isinstance(self.inner, DeadlineTransport):
+            return self.inner.bounded(timeout)
+        return contextlib.nullcontext()
 
     def close(self) -> None:
         self.inner.close()

@@ -54,6 +54,8 @@ TAG_BYTES, TAG_STR, TAG_NDARRAY, TAG_MSGPACK, TAG_PICKLE = 1, 2, 3, 4, 5
 _TAG_NAMES = {1: "bytes", 2: "str", 3: "ndarray", 4: "msgpack", 5: "pickle"}
 
 _EXT_NDARRAY, _EXT_BIGINT, _EXT_TUPLE, _EXT_COMPLEX, _EXT_NPSCALAR = 1, 2, 3, 4, 5
+# header flags
+_FLAG_BYTEARRAY = 1  # TAG_BYTES: the value was a bytearray (comes back as one)
 _EMPTY = b""
 
 
@@ -83,9 +85,11 @@ class PendingFrame(list):
         )
 
 
-def _frame(tag: int, meta: bytes, payload: Buffer, defer: bool = False) -> list[Buffer]:
+def _frame(
+    tag: int, meta: bytes, payload: Buffer, defer: bool = False, flags: int = 0
+) -> list[Buffer]:
     plen = payload.nbytes if isinstance(payload, memoryview) else len(payload)
-    fields = _HEADER.pack(MAGIC, VERSION, tag, 0, len(meta), plen, 0)[:-8]
+    fields = _HEADER.pack(MAGIC, VERSION, tag, flags, len(meta), plen, 0)[:-8]
     h = xxhash.xxh3_64(fields)
     h.update(meta)
     pad = -(HEADER_SIZE + len(meta)) % _ALIGN
@@ -161,10 +165,7 @@ def _array_from(
             f"payload has {payload.nbytes} bytes, {shape} {dtype} needs {count * dtype.itemsize}"
         )
     if out is not None:
-        if out.dtype != dtype or out.shape != shape:
-            raise ValueError(
-                f"out= is {out.shape} {out.dtype}; the stored array is {shape} {dtype}"
-            )
+        _check_out(out, dtype, shape)
         if payload.nbytes:
             src = np.frombuffer(payload, dtype=dtype, count=count)
             np.copyto(out, src.reshape(shape[::-1]).T if order == "F" else src.reshape(shape))
@@ -177,6 +178,29 @@ def _array_from(
     if order == "F":
         return arr.reshape(shape[::-1]).T
     return arr.reshape(shape)
+
+
+class OutMismatch(Exception):
+    """Marks a caller's wrong ``out=`` (re-raised as is, never as corruption)."""
+
+
+class OutTypeError(OutMismatch, TypeError):
+    pass
+
+
+class OutValueError(OutMismatch, ValueError):
+    pass
+
+
+def _check_out(out: Any, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+    if not isinstance(out, np.ndarray):
+        raise OutTypeError(f"out= must be a numpy array, not {type(out).__name__}")
+    if out.dtype != dtype:
+        raise OutTypeError(f"out= has dtype {out.dtype}; the stored array has dtype {dtype}")
+    if out.shape != shape:
+        raise OutValueError(f"out= has shape {out.shape}; the stored array has shape {shape}")
+    if not out.flags.writeable:
+        raise OutValueError("out= is read-only")
 
 
 # ----------------------------------------------------------------------------- msgpack
@@ -234,10 +258,13 @@ def encode(value: Any, *, allow_pickle: bool = False, defer_checksum: bool = Fal
         if not value.dtype.hasobject:
             meta, payload = _array_parts(value)
             return _frame(TAG_NDARRAY, meta, payload, defer_checksum)
+        reason = "numpy arrays of dtype object hold Python objects"
     elif t is bytes:
         return _frame(TAG_BYTES, _EMPTY, value)
-    elif t is bytearray or t is memoryview:
-        return _frame(TAG_BYTES, _EMPTY, memoryview(value).cast("B"))
+    elif t is bytearray:
+        return _frame(TAG_BYTES, _EMPTY, memoryview(value), flags=_FLAG_BYTEARRAY)
+    elif t is memoryview:
+        return _frame(TAG_BYTES, _EMPTY, value.cast("B"))
     elif t is str:
         return _frame(TAG_STR, _EMPTY, value.encode("utf-8", "surrogatepass"))
     else:
@@ -272,7 +299,7 @@ def decode(
     n = view.nbytes
     if n < HEADER_SIZE or bytes(view[:4]) != MAGIC:
         raise CorruptValueError(key, f"not a simai value ({n} bytes, missing the {MAGIC!r} header)")
-    _magic, version, tag, _flags, meta_len, payload_len, checksum = _HEADER.unpack_from(view)
+    _magic, version, tag, flags, meta_len, payload_len, checksum = _HEADER.unpack_from(view)
     if version != VERSION:
         raise CorruptValueError(
             key, f"written by format version {version}; this reader knows {VERSION}"
@@ -295,11 +322,13 @@ def decode(
         if tag == TAG_NDARRAY:
             return _array_from(msgpack.unpackb(meta), payload, writable, out)
         if tag == TAG_BYTES:
-            return bytes(payload)
+            return bytearray(payload) if flags & _FLAG_BYTEARRAY else bytes(payload)
         if tag == TAG_STR:
             return str(payload, "utf-8", "surrogatepass")
         if tag == TAG_MSGPACK:
             return _unpackb(payload)
+    except OutMismatch:
+        raise
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise CorruptValueError(key, f"cannot decode {_TAG_NAMES[tag]} value: {exc}") from exc
     if tag == TAG_PICKLE:

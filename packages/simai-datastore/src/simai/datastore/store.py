@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
 import time
-import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -19,12 +21,15 @@ from simai.datastore.errors import (
     UnsupportedOperationError,
 )
 from simai.datastore.protocols import (
+    ChecksumStreamingTransport,
+    DeadlineTransport,
+    FileReusingTransport,
     LockingTransport,
     MessagingTransport,
     Transport,
     WaitingTransport,
 )
-from simai.datastore.registry import get_backend
+from simai.datastore.registry import config_from_url, did_you_mean, get_backend
 from simai.datastore.serialize import decode, encode, encoded_size
 
 __all__ = ["DEFAULT_TIMEOUT", "DataStore"]
@@ -56,9 +61,7 @@ def _normalize_info(server_info: Any) -> dict[str, Any]:
     return info
 
 
-def _with_port(host: str) -> str:
-    host = host.strip()
-    return f"{host}:6379" if host.endswith("]") or ":" not in host else host
+_UNBOUNDED = contextlib.nullcontext()
 
 
 def _poll(fetch, timeout: float):
@@ -79,6 +82,65 @@ def _poll(fetch, timeout: float):
             return got
 
 
+# SimAI-Bench keywords: accepted with a DeprecationWarning saying what replaces them.
+_UPSTREAM_INIT = {
+    "logging": "no effect: operations are traced as OpenTelemetry spans (simai.profiling); drop logging=",
+    "log_level": "no effect: operations are traced as OpenTelemetry spans (simai.profiling); drop log_level=",
+}
+_UPSTREAM_CALL = {
+    "client_id": "no effect: keys are routed to servers by name, the same in every client; drop client_id=",
+    "is_local": "no effect: locality is chosen once, with DataStore(is_colocated=True) or a node-local server; drop is_local=",
+    "persistant": "no effect: values stay until clean_staged_data() or clean(); drop persistant=",
+}
+
+
+_UPSTREAM_LOCK = {
+    "acquire_timeout": "use timeout=",
+    "lock_timeout": "the lock is held until the with block ends; drop lock_timeout=",
+}
+
+
+def _upstream_kwargs(op: str, given: dict[str, Any], known: dict[str, str]) -> None:
+    import warnings
+
+    for key in given:
+        if key not in known:
+            raise TypeError(
+                f"{op}() got an unexpected keyword argument {key!r}.{did_you_mean(key, known)}"
+            )
+        warnings.warn(
+            f"{op}({key}=...) is SimAI-Bench's spelling: {known[key]}",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+
+
+def _colocated(info: dict[str, Any]) -> dict[str, Any]:
+    """SimAI-Bench's ``is_colocated``: of a ``host:port,host:port`` list, use only the
+    servers on this host, so co-located writers and readers share the nearest one."""
+    cfg = dict(info["config"])
+    addresses = cfg.get("server_address")
+    if not isinstance(addresses, str) or "," not in addresses or cfg.get("is_clustered"):
+        return info
+    # SIMAI_NODE: the node simai placed this rank on; on a virtual cluster every node is
+    # this machine, so only that name tells them apart
+    node = os.environ.get("SIMAI_NODE")
+    here = {node} if node else {"localhost", "::1", socket.gethostname(), socket.getfqdn()}
+    keep = [
+        a
+        for a in addresses.split(",")
+        if (host := a.rsplit(":", 1)[0].strip().strip("[]")) in here
+        or (node is None and host.startswith("127."))
+    ]
+    if not keep:
+        raise ValueError(
+            f"is_colocated=True, but no server in server_address={addresses!r} runs on this "
+            f"host ({node or socket.gethostname()})"
+        )
+    cfg["server_address"] = ",".join(keep)
+    return {**info, "config": cfg}
+
+
 class DataStore:
     """Stage values between workflow components through any registered backend.
 
@@ -97,7 +159,10 @@ class DataStore:
         allow_pickle: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
         transport: Transport | None = None,
+        is_colocated: bool = False,
+        **upstream: Any,
     ):
+        _upstream_kwargs("DataStore", upstream, _UPSTREAM_INIT)
         if server_info is None and transport is None:
             raise TypeError(
                 "DataStore needs server_info (from ServerManager.get_server_info()) or a transport"
@@ -106,7 +171,11 @@ class DataStore:
         self.allow_pickle = bool(allow_pickle)
         self.timeout = float(timeout)
         self._info = _normalize_info(server_info) if server_info is not None else None
+        self.is_colocated = bool(is_colocated)
+        if self.is_colocated and self._info is not None:
+            self._info = _colocated(self._info)
         self._transport = transport
+        self._caps_of: Transport | None = None
         self.connections: list[str] = []
         if transport is None:
             get_backend(self._info["type"])  # unknown type: fail here, with suggestions
@@ -124,9 +193,27 @@ class DataStore:
             self._transport = t
         return t
 
+    def _capabilities(self, t: Transport) -> None:
+        # isinstance on a runtime-checkable protocol costs microseconds: once per transport
+        if self._caps_of is not t:
+            self._caps_of = t
+            self._deadline = isinstance(t, DeadlineTransport)
+            self._streams = isinstance(t, ChecksumStreamingTransport) and t.streams_checksum
+            self._reuses = isinstance(t, FileReusingTransport)
+
+    def _bounded(self, t: Transport, timeout: float) -> AbstractContextManager[None]:
+        """Bound every backend call inside the block by ``timeout`` (networked backends)."""
+        self._capabilities(t)
+        return t.bounded(timeout) if self._deadline else _UNBOUNDED
+
     @property
     def backend(self) -> str:
         return self._info["type"] if self._info else getattr(self._transport, "backend", "?")
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The server's configuration, ``server_info["config"]`` (SimAI-Bench's ``DataStore.config``)."""
+        return dict(self.server_info["config"])
 
     @property
     def server_info(self) -> dict[str, Any]:
@@ -142,15 +229,18 @@ class DataStore:
             "allow_pickle": self.allow_pickle,
             "timeout": self.timeout,
             "connections": list(self.connections),
+            "is_colocated": self.is_colocated,  # the info above is already narrowed
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        self.is_colocated = state.get("is_colocated", False)
         self.name = state["name"]
         self._info = state["info"]
         self.allow_pickle = state["allow_pickle"]
         self.timeout = state["timeout"]
         self.connections = state["connections"]
         self._transport = None
+        self._caps_of = None
 
     def __repr__(self) -> str:
         return (
@@ -170,70 +260,50 @@ class DataStore:
 
     @classmethod
     def from_url(cls, url: str, name: str = "datastore", **kwargs: Any) -> DataStore:
-        """``redis://[:password@]host:port[,host:port][?cluster=1]``, ``file:///dir``, ``node-local:///dev/shm/dir``."""
-        u = urllib.parse.urlsplit(url)
-        q = dict(urllib.parse.parse_qsl(u.query))
-        if u.scheme == "redis":
-            netloc = u.netloc.rsplit("@", 1)
-            hosts = netloc[-1]
-            password = None
-            if len(netloc) == 2:
-                password = urllib.parse.unquote(netloc[0].split(":", 1)[-1]) or None
-            if not hosts:
-                raise ValueError(f"redis URL needs host:port: {url!r}")
-            hosts = ",".join(_with_port(h) for h in hosts.split(","))
-            cfg = {
-                "type": "redis",
-                "server_address": hosts,
-                "password": password,
-                "is_clustered": q.pop("cluster", "0").lower() in ("1", "true", "yes"),
-            }
-        elif u.scheme in ("file", "node-local", "daos"):
-            if not u.path:
-                raise ValueError(f"{u.scheme} URL needs a path: {url!r}")
-            cfg = {
-                "type": {"file": "filesystem"}.get(u.scheme, u.scheme),
-                "server_address": urllib.parse.unquote(u.path),
-            }
-        else:
-            raise ValueError(
-                f"unsupported DataStore URL scheme {u.scheme!r}: use redis://, file://, node-local:// or daos://"
-            )
-        for k, v in q.items():
-            cfg[k] = v  # pydantic converts "8" to 8 and "true" to True, and names bad ones
-        return cls(
-            name,
-            server_info={
-                "type": cfg["type"],
-                "config": get_backend(cfg["type"]).Config(**cfg).model_dump(),
-            },
-            **kwargs,
-        )
+        """A store on the server at ``url``: any scheme a backend's config declares
+        (``redis://[:password@]host:port[,host:port][?cluster=1]``, ``file:///dir``,
+        ``node-local:///dev/shm/dir``, ``daos:///dfuse/dir``); query options are
+        config fields."""
+        cfg = config_from_url(url)
+        return cls(name, server_info={"type": cfg.type, "config": cfg.model_dump()}, **kwargs)
 
     # ------------------------------------------------------------------ staging
-    def stage_write(self, key: str, data: Any) -> None:
-        """Store ``data`` under ``key`` atomically (readers see all of it or none)."""
+    def stage_write(self, key: str, data: Any, **upstream: Any) -> None:
+        """Store ``data`` under ``key`` atomically (readers see all of it or none).
+
+        The key is recorded as written by this store's ``name`` (see :meth:`clean`).
+        A silent networked backend fails with ``BackendUnavailableError`` after about
+        the store's ``timeout``; a full one with ``StoreFullError``.
+        """
+        if upstream:
+            _upstream_kwargs("stage_write", upstream, _UPSTREAM_CALL)
         validate_key(key)
         t = self.transport
-        parts = encode(
-            data,
-            allow_pickle=self.allow_pickle,
-            defer_checksum=getattr(t, "streams_checksum", False),
-        )
-        with op_span("stage_write", key, encoded_size(parts), self.backend):
-            t.put(key, parts)
+        self._capabilities(t)
+        parts = encode(data, allow_pickle=self.allow_pickle, defer_checksum=self._streams)
+        with (
+            op_span("stage_write", key, encoded_size(parts), self.backend),
+            self._bounded(t, self.timeout),
+        ):
+            t.put(key, parts, self.name)
 
-    def stage_read(self, key: str, timeout: float | None = None, *, out: Any = None) -> Any:
+    def stage_read(
+        self, key: str, timeout: float | None = None, *, out: Any = None, **upstream: Any
+    ) -> Any:
         """The value under ``key``; waits up to ``timeout`` s (default: the store's) for it to appear.
 
         Raises :class:`StagedDataTimeout` (a ``TimeoutError`` and a ``KeyError``) when it does
-        not; ``timeout=0`` checks once. ``out``: a numpy array of the stored dtype and
-        shape to read an array into, instead of allocating a new one (returned).
+        not; ``timeout=0`` checks once. A networked backend that stops answering raises
+        ``BackendUnavailableError`` within about ``timeout`` + 1 s. ``out``: a numpy array
+        of the stored dtype and shape to read an array into, instead of allocating a new
+        one (returned); one of another dtype or shape raises ``TypeError``/``ValueError``.
         """
+        if upstream:
+            _upstream_kwargs("stage_read", upstream, _UPSTREAM_CALL)
         validate_key(key)
         timeout = self.timeout if timeout is None else timeout
         t = self.transport
-        with op_span("stage_read", key, None, self.backend) as span:
+        with op_span("stage_read", key, None, self.backend) as span, self._bounded(t, timeout):
             raw = t.get(key)
             if raw is None and timeout > 0:
                 if isinstance(t, WaitingTransport):
@@ -253,36 +323,52 @@ class DataStore:
                 # very unlikely race (a reader stalled between looking the path up and
                 # opening it), hand us a file being rewritten: read once more. Real
                 # damage fails the same way again and is raised.
-                if not getattr(t, "reuses_files", False) or (raw := t.get(key)) is None:
+                if not (self._reuses and t.reuses_files) or (raw := t.get(key)) is None:
                     raise
                 return decode(raw, key, allow_pickle=self.allow_pickle, out=out)
 
-    def poll_staged_data(self, key: str) -> bool:
-        """True when ``key`` is staged (does not wait)."""
-        with op_span("poll", key, None, self.backend):
-            return self.transport.exists(validate_key(key))
+    def poll_staged_data(self, key: str, **upstream: Any) -> bool:
+        """True when ``key`` is staged (does not wait for it; a silent server is an
+        error after about the store's ``timeout``)."""
+        if upstream:
+            _upstream_kwargs("poll_staged_data", upstream, _UPSTREAM_CALL)
+        validate_key(key)
+        t = self.transport
+        with op_span("poll", key, None, self.backend), self._bounded(t, self.timeout):
+            return t.exists(key)
 
-    def clean_staged_data(self, key: str) -> None:
+    def clean_staged_data(self, key: str, **upstream: Any) -> None:
         """Delete ``key`` (a missing key is fine)."""
-        with op_span("delete", key, None, self.backend):
-            self.transport.delete(validate_key(key))
+        if upstream:
+            _upstream_kwargs("clean_staged_data", upstream, _UPSTREAM_CALL)
+        validate_key(key)
+        t = self.transport
+        with op_span("delete", key, None, self.backend), self._bounded(t, self.timeout):
+            t.delete(key)
 
     def stage_write_many(self, items: Mapping[str, Any]) -> None:
         """Write several values at once (pipelined where the backend can)."""
         encoded = {
             validate_key(k): encode(v, allow_pickle=self.allow_pickle) for k, v in items.items()
         }
-        with op_span(
-            "stage_write_many", None, sum(encoded_size(p) for p in encoded.values()), self.backend
+        t = self.transport
+        with (
+            op_span(
+                "stage_write_many",
+                None,
+                sum(encoded_size(p) for p in encoded.values()),
+                self.backend,
+            ),
+            self._bounded(t, self.timeout),
         ):
-            self.transport.put_many(encoded)
+            t.put_many(encoded, self.name)
 
     def stage_read_many(self, keys: Sequence[str], timeout: float | None = None) -> list[Any]:
         """Values for ``keys``, in order; waits up to ``timeout`` s for all of them."""
         keys = [validate_key(k) for k in keys]
         timeout = self.timeout if timeout is None else timeout
         t = self.transport
-        with op_span("stage_read_many", None, None, self.backend):
+        with op_span("stage_read_many", None, None, self.backend), self._bounded(t, timeout):
             raws = t.get_many(keys)
             missing = [i for i, r in enumerate(raws) if r is None]
             deadline = time.monotonic() + timeout
@@ -303,14 +389,18 @@ class DataStore:
             ]
 
     def keys(self, prefix: str = "") -> list[str]:
-        """Every staged key (starting with ``prefix``), sorted."""
-        with op_span("keys", None, None, self.backend):
-            return self.transport.keys(prefix)
+        """Every staged key (starting with ``prefix``), sorted: every writer's, not only this store's."""
+        t = self.transport
+        with op_span("keys", None, None, self.backend), self._bounded(t, self.timeout):
+            return t.keys(prefix)
 
     def clean(self) -> None:
-        """Remove every staged value and queued message of this store."""
-        with op_span("clean", None, None, self.backend):
-            self.transport.clear()
+        """Remove the values written by stores of this ``name`` (in any process) and
+        the messages queued for this store. A key that stores of other names wrote
+        too stays until the last of them cleans; other stores' keys stay."""
+        t = self.transport
+        with op_span("clean", None, None, self.backend), self._bounded(t, self.timeout):
+            t.clear(self.name)
 
     # ------------------------------------------------------------------ messaging
     def _messaging(self) -> MessagingTransport:
@@ -343,11 +433,15 @@ class DataStore:
         )
         if not names:
             raise ValueError("send() needs targets, or connect() to other DataStores first")
+        queues = [validate_key(f"{self.name}->{target}", "queue name") for target in names]
         t = self._messaging()
         parts = encode(data, allow_pickle=self.allow_pickle)
-        for target in names:
-            with op_span("send", f"{self.name}->{target}", encoded_size(parts), self.backend):
-                t.push(f"{self.name}->{target}", parts)
+        for queue in queues:
+            with (
+                op_span("send", queue, encoded_size(parts), self.backend),
+                self._bounded(t, self.timeout),
+            ):
+                t.push(queue, parts)
 
     def receive(
         self, senders: Iterable[DataStore | str] | None = None, timeout: float | None = None
@@ -359,12 +453,12 @@ class DataStore:
         if not names:
             raise ValueError("receive() needs senders, or connect() to other DataStores first")
         timeout = self.timeout if timeout is None else timeout
+        queues = [validate_key(f"{sender}->{self.name}", "queue name") for sender in names]
         t = self._messaging()
         out = {}
         deadline = time.monotonic() + timeout
-        for sender in names:
-            queue = f"{sender}->{self.name}"
-            with op_span("receive", queue, None, self.backend):
+        for sender, queue in zip(names, queues, strict=True):
+            with op_span("receive", queue, None, self.backend), self._bounded(t, timeout):
                 raw = t.pop(queue, max(deadline - time.monotonic(), 0))
                 if raw is None:
                     raise StagedDataTimeout(
@@ -374,9 +468,19 @@ class DataStore:
         return out
 
     # ------------------------------------------------------------------ locks
-    def acquire_lock(self, name: str, timeout: float | None = None) -> AbstractContextManager[Any]:
-        """``with ds.acquire_lock("x"):`` — a lock shared by every client of the store."""
+    def acquire_lock(
+        self, name: str, timeout: float | None = None, **upstream: Any
+    ) -> AbstractContextManager[Any]:
+        """``with ds.acquire_lock("x"):`` — a lock shared by every client of the store.
+
+        SimAI-Bench's ``acquire_timeout=`` is ``timeout``; its ``lock_timeout=`` is accepted
+        and has no effect (the lock is released when the ``with`` block ends).
+        """
+        if upstream:
+            if "acquire_timeout" in upstream and timeout is None:
+                timeout = upstream["acquire_timeout"]
+            _upstream_kwargs("acquire_lock", upstream, _UPSTREAM_LOCK)
         t = self.transport
         if not isinstance(t, LockingTransport):
             raise UnsupportedOperationError(f"the {self.backend} backend does not support locks")
-        return t.lock(validate_key(name), timeout)
+        return t.lock(validate_key(name, "lock name"), timeout)

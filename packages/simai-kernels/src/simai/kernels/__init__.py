@@ -17,18 +17,21 @@ from simai.kernels.registry import (
     register_kernel,
     unregister_kernel,
 )
-from simai.kernels.xp import DEVICES, get_backend
+from simai.kernels.xp import DEVICE_ENV, DEVICES, check_device, get_backend, parse_device
 
 __all__ = [
     "DEVICES",
+    "DEVICE_ENV",
     "BaseKernel",
     "Kernel",
     "KernelTiming",
     "__version__",
+    "check_device",
     "clear_cache",
     "get_backend",
     "get_kernel",
     "list_kernels",
+    "parse_device",
     "refresh",
     "register_kernel",
     "unregister_kernel",

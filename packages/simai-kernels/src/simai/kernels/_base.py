@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -15,6 +13,7 @@ import numpy as np
 
 from simai.kernels import _deps
 from simai.kernels.protocols import KernelTiming
+from simai.kernels.registry import close_matches
 from simai.kernels.xp import Backend, get_backend
 
 __all__ = ["BaseKernel", "Call", "clear_cache", "seeded"]
@@ -44,12 +43,20 @@ def seeded(shape: tuple[int, ...], dtype: np.dtype, rank: int = 0, salt: int = 0
 class _Cache:
     """A small LRU of kernel inputs keyed by (kernel, device, shape, dtype, ...)."""
 
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
+    def __init__(self) -> None:
+        self._maxsize: int | None = None
         self._data: OrderedDict[Hashable, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
         # Bumped whenever an entry leaves, so kernels' memoised look-ups know to refresh.
         self.generation = 0
+
+    @property
+    def maxsize(self) -> int:
+        # Read at first use, not at import: a bad SIMAI_KERNELS_CACHE_SIZE must not break
+        # ``import simai.kernels``, and the error names the variable.
+        if self._maxsize is None:
+            self._maxsize = _deps.env_int("SIMAI_KERNELS_CACHE_SIZE", 32)
+        return self._maxsize
 
     def get(self, key: Hashable, create: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         with self._lock:
@@ -58,11 +65,12 @@ class _Cache:
                 return self._data[key]
         # Allocation and, for comm kernels, communicator creation run outside the lock:
         # collective set-up must not wait on another thread's cache entry.
+        maxsize = self.maxsize
         state = create()
         with self._lock:
             state = self._data.setdefault(key, state)
             self._data.move_to_end(key)
-            while len(self._data) > self.maxsize:
+            while len(self._data) > maxsize:
                 self._data.popitem(last=False)
                 self.generation += 1
         return state
@@ -73,7 +81,7 @@ class _Cache:
             self.generation += 1
 
 
-_CACHE = _Cache(int(os.environ.get("SIMAI_KERNELS_CACHE_SIZE", "32")))
+_CACHE = _Cache()
 
 
 def clear_cache() -> None:
@@ -203,7 +211,7 @@ class BaseKernel:
             known = sorted(self.options)
             msgs = []
             for opt in unknown:
-                close = difflib.get_close_matches(opt, known, n=1)
+                close = close_matches(opt, known, n=1, cutoff=0.6)
                 msgs.append(f"{opt!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
             raise TypeError(
                 f"{self.name} got unknown option(s) {', '.join(msgs)}; "

@@ -6,7 +6,7 @@ import importlib
 import os
 from types import ModuleType
 
-__all__ = ["env_rank", "env_size", "require"]
+__all__ = ["env_int", "env_rank", "env_size", "require"]
 
 
 def require(module: str, extra: str, purpose: str) -> ModuleType:
@@ -46,9 +46,37 @@ def env_size() -> int:
     return 1
 
 
+def env_int(name: str, default: int, minimum: int = 1) -> int:
+    """An integer setting from the environment; a bad value names the variable, never a bare int() error."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise ValueError(
+            f"environment variable {name}={raw!r} must be an integer >= {minimum} "
+            f"(unset it to use the default, {default})"
+        )
+    return value
+
+
+MPI_PURPOSE = "MPI kernels (comm, WriteWithMPI, ReadWithMPI)"
+
+
 def mpi() -> ModuleType:
     """``mpi4py.MPI``; importing it initialises MPI, so only comm/collective paths call this."""
-    return require("mpi4py.MPI", "mpi", "MPI kernels (comm, WriteWithMPI, ReadWithMPI)")
+    try:
+        return require("mpi4py.MPI", "mpi", MPI_PURPOSE)
+    except RuntimeError as exc:
+        # mpi4py is installed but finds no libmpi (pip's mpi4py ships none): say how to get one.
+        raise ImportError(
+            f"mpi4py is installed but no MPI library was found ({exc}); needed for {MPI_PURPOSE}. "
+            "Install one with pip install 'simai-kernels[mpich]' (mpi4py + the MPICH wheel), "
+            "or use your site's MPI (module load ...) with pip install 'simai-kernels[mpi]'"
+        ) from exc
 
 
 def h5py() -> ModuleType:

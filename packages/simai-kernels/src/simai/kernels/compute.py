@@ -24,23 +24,27 @@ __all__ = [
 
 
 class MatMulSimple2D(BaseKernel):
-    """``C = A @ B`` with A of shape ``data_size = (m, k)`` and B of shape ``(k, m)``."""
+    """``C = A @ B`` with A of shape ``data_size = (m, k)`` and B of shape ``(k, m)``.
+
+    A 3-D ``data_size = (n, m, k)`` is a batch of n such products (numpy's ``matmul``
+    broadcasting), as the original's own configs use it.
+    """
 
     family = "compute"
     default_size = (256, 256)
-    ndims = (1, 2)
+    ndims = (1, 2, 3)
 
     def shape_for(self, data_size, dtype, options):
         shape = super().shape_for(data_size, dtype, options)
         return shape * 2 if len(shape) == 1 else shape  # n -> (n, n)
 
     def setup(self, call: Call) -> dict[str, Any]:
-        m, k = call.shape
+        *batch, m, k = call.shape
         be = call.backend
         return {
-            "a": be.asarray(seeded((m, k), call.dtype, call.rank, 1)),
-            "b": be.asarray(seeded((k, m), call.dtype, call.rank, 2)),
-            "c": be.zeros((m, m), call.dtype),
+            "a": be.asarray(seeded((*batch, m, k), call.dtype, call.rank, 1)),
+            "b": be.asarray(seeded((*batch, k, m), call.dtype, call.rank, 2)),
+            "c": be.zeros((*batch, m, m), call.dtype),
         }
 
     def run(self, call: Call, s: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ import getpass
 import os
 import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,41 @@ class _IOKernel(BaseKernel):
     alloc_options = ("path", "filename_suffix", "dataset")
     shared_file = False
     reads = False
+
+    def __call__(
+        self,
+        device: Any = "cpu",
+        data_size: Any = None,
+        dtype: Any = "float32",
+        comm: Any = None,
+        **options: Any,
+    ) -> Any:
+        legacy_dir = options.pop("data_root_dir", None)
+        if legacy_dir is not None:
+            warnings.warn(
+                f"{self.name}: data_root_dir= is SimAI-Bench's spelling; use path=",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        if isinstance(device, (int, np.integer)) and not isinstance(device, bool):
+            # The original's call form: kernel(num_bytes, data_root_dir[, filename_suffix]).
+            warnings.warn(
+                f"{self.name}(num_bytes, data_root_dir, ...) is the SimAI-Bench call form; "
+                f"use {self.name}(num_bytes=..., path=..., filename_suffix=...)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            options["num_bytes"] = int(device)
+            if dtype != "float32":
+                options["filename_suffix"] = dtype
+            if legacy_dir is None:
+                legacy_dir = data_size
+            device, data_size, dtype = "cpu", None, "float32"
+        if legacy_dir is not None:
+            if options.get("path") is not None:
+                raise TypeError(f"{self.name}: pass path= or data_root_dir=, not both")
+            options["path"] = str(legacy_dir)
+        return super().__call__(device, data_size, dtype, comm, **options)
 
     def shape_for(self, data_size, dtype, options):
         nbytes = options.get("num_bytes")
@@ -296,8 +332,8 @@ def _mpi_file(call: Call, fn: Path, mode: str) -> Any:
         ) from exc
 
 
-class WriteWithMPI(_IOKernel):
-    """All ranks write row ``rank`` of one shared dataset ``(nranks, *data_size)``, collectively."""
+class _CollectiveIOKernel(_IOKernel):
+    """One file shared by every rank, through h5py's 'mpio' driver or plain MPI-IO (``method``)."""
 
     options = {**_IOKernel.options, "method": "auto"}
     mpi = True
@@ -306,6 +342,10 @@ class WriteWithMPI(_IOKernel):
     def check(self, call: Call) -> None:
         super().check(call)
         _method(call, self.name)
+
+
+class WriteWithMPI(_CollectiveIOKernel):
+    """All ranks write row ``rank`` of one shared dataset ``(nranks, *data_size)``, collectively."""
 
     def run(self, call: Call, s: dict[str, Any]) -> None:
         self.stage_out(call, s)
@@ -330,17 +370,11 @@ def _write_mpio(call: Call, fn: Path, host: np.ndarray) -> None:
             dset[call.rank] = host
 
 
-class ReadWithMPI(_IOKernel):
+class ReadWithMPI(_CollectiveIOKernel):
     """All ranks read row ``rank`` of the shared dataset written by ``WriteWithMPI``."""
 
-    options = {**_IOKernel.options, "method": "auto", "create_missing": True}
-    mpi = True
-    shared_file = True
+    options = {**_CollectiveIOKernel.options, "create_missing": True}
     reads = True
-
-    def check(self, call: Call) -> None:
-        super().check(call)
-        _method(call, self.name)
 
     def prepare(self, call: Call, s: dict[str, Any]) -> None:
         fn = s["file"]

@@ -12,15 +12,18 @@ import functools
 import importlib.metadata
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from simai.kernels.protocols import Kernel
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "close_matches",
+    "did_you_mean",
     "get_kernel",
     "list_kernels",
+    "normalize_name",
     "refresh",
     "register_kernel",
     "unregister_kernel",
@@ -35,11 +38,30 @@ _lock = threading.Lock()
 _runtime: dict[str, tuple[str, Callable[[], Any]]] = {}
 
 
+def normalize_name(name: str) -> str:
+    """The look-up key of a name: case, surrounding blanks and ``_`` vs ``-`` do not
+    matter (the rule the datastore applies to its backend names)."""
+    return name.strip().lower().replace("_", "-")
+
+
+def close_matches(name: str, known: Iterable[str], n: int = 3, cutoff: float = 0.5) -> list[str]:
+    """The known names close to ``name``, compared by :func:`normalize_name`, as spelled in ``known``."""
+    by_key = {normalize_name(k): k for k in known}
+    hits = difflib.get_close_matches(normalize_name(name), list(by_key), n=n, cutoff=cutoff)
+    return [by_key[h] for h in hits]
+
+
+def did_you_mean(name: str, known: Iterable[str], n: int = 3, cutoff: float = 0.5) -> str:
+    """``"; did you mean 'a' or 'b'?"`` for the known names close to ``name``, or ``""``."""
+    close = close_matches(name, known, n, cutoff)
+    return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+
+
 @functools.cache
 def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
     table: dict[str, importlib.metadata.EntryPoint] = {}
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        key = ep.name.lower()
+        key = normalize_name(ep.name)
         old = table.get(key)
         if old is not None and old.value != ep.value:
             # A built-in name cannot be hijacked by installing another package.
@@ -101,14 +123,12 @@ def get_kernel(name: str) -> Kernel:
     """
     if not isinstance(name, str):
         raise TypeError(f"kernel name must be a str, not {type(name).__name__}")
-    key = name.strip().lower()
-    factory = _factory(key)
+    factory = _factory(normalize_name(name))
     if factory is None:
         known = _known_names()
-        lowered = {n.lower(): n for n in known}
-        close = [lowered[c] for c in difflib.get_close_matches(key, list(lowered), n=3, cutoff=0.5)]
-        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(f"unknown kernel {name!r}{hint} (known: {', '.join(known)})")
+        raise ValueError(
+            f"unknown kernel {name!r}{did_you_mean(name, known)} (known: {', '.join(known)})"
+        )
     kernel = factory()
     missing = [
         attr for attr in ("name", "family") if not isinstance(getattr(kernel, attr, None), str)
@@ -124,7 +144,7 @@ def get_kernel(name: str) -> Kernel:
 def list_kernels() -> dict[str, list[str]]:
     """Kernel names grouped by family: ``{"comm": [...], "compute": [...], ...}``, sorted."""
     groups: dict[str, set[str]] = {}
-    keys = {n.lower() for n in _known_names()}
+    keys = {normalize_name(n) for n in _known_names()}
     for key in keys:
         try:
             factory = _factory(key)
@@ -154,7 +174,7 @@ def register_kernel(
         canonical = name or getattr(obj, "name", None) or getattr(obj, "__name__", None)
         if not isinstance(canonical, str) or not canonical:
             raise ValueError("register_kernel needs a name (pass name=...)")
-        key = canonical.lower()
+        key = normalize_name(canonical)
         with _lock:
             taken = key in _runtime
         if not replace and (taken or key in _entry_points()):
@@ -169,5 +189,5 @@ def register_kernel(
 def unregister_kernel(name: str) -> None:
     """Remove a kernel added with ``register_kernel`` (entry points are not affected)."""
     with _lock:
-        if _runtime.pop(name.lower(), None) is None:
+        if _runtime.pop(normalize_name(name), None) is None:
             raise ValueError(f"no kernel {name!r} was registered with register_kernel")

@@ -7,8 +7,8 @@ fills -- live here, so kernel code never branches per element or per device.
 
 from __future__ import annotations
 
-import difflib
 import functools
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -21,10 +21,21 @@ import numpy as np
 
 from simai.kernels._deps import require
 from simai.kernels.protocols import KernelTiming
+from simai.kernels.registry import did_you_mean
 
-__all__ = ["DEVICES", "Backend", "Timer", "get_backend"]
+__all__ = [
+    "DEVICES",
+    "DEVICE_ENV",
+    "Backend",
+    "Timer",
+    "check_device",
+    "get_backend",
+    "parse_device",
+]
 
 DEVICES = ("cpu", "cuda", "xpu")
+#: Run-wide device override: ``SIMAI_DEVICE=cpu`` runs a workflow written for ``xpu`` on a laptop.
+DEVICE_ENV = "SIMAI_DEVICE"
 
 
 class Timer:
@@ -182,22 +193,78 @@ class Backend:
             t.result = KernelTiming(host_dt, float(sycl_timer.dt.device_dt))
 
 
-def parse_device(device: str) -> tuple[str, int]:
-    """Split ``"cuda:1"`` into ``("cuda", 1)``; unknown names get close matches."""
+def _split(device: Any, what: str) -> tuple[str, int]:
     if not isinstance(device, str):
         raise TypeError(
-            f"device must be a str such as 'cpu' or 'cuda:0', not {type(device).__name__}"
+            f"{what} must be a str such as 'cpu' or 'cuda:0', not {type(device).__name__}"
         )
     kind, _, index = device.strip().lower().partition(":")
     if kind not in DEVICES:
-        close = difflib.get_close_matches(kind, DEVICES, n=3, cutoff=0.4)
-        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(f"unknown device {device!r}{hint} (known: {', '.join(DEVICES)})")
+        raise ValueError(
+            f"unknown {what} {device!r}{did_you_mean(kind, DEVICES, cutoff=0.4)} "
+            f"(known: {', '.join(DEVICES)})"
+        )
     if index and not index.isdigit():
-        raise ValueError(f"device index must be an integer, got {device!r}")
+        raise ValueError(f"{what} index must be an integer, got {device!r}")
     if kind == "cpu" and index not in ("", "0"):
-        raise ValueError(f"device 'cpu' takes no index, got {device!r}")
+        raise ValueError(f"{what} 'cpu' takes no index, got {device!r}")
     return kind, int(index or 0)
+
+
+def parse_device(device: str, *, override: bool = True) -> tuple[str, int]:
+    """Split ``"cuda:1"`` into ``("cuda", 1)``; unknown names get close matches.
+
+    With ``override`` (the default) ``$SIMAI_DEVICE`` replaces the device kind: ``cpu``
+    sends everything to the host, ``cuda`` turns ``xpu:1`` into ``cuda:1``, and
+    ``cuda:2`` pins every device to GPU 2.
+    """
+    kind, index = _split(device, "device")
+    forced = os.environ.get(DEVICE_ENV, "").strip() if override else ""
+    if forced:
+        forced_kind, forced_index = _split(forced, f"{DEVICE_ENV} device")
+        if forced_kind == "cpu":
+            return "cpu", 0
+        return forced_kind, forced_index if ":" in forced else index
+    return kind, index
+
+
+def check_device(device: str, *, override: bool = True) -> str:
+    """The one device validator of every layer: the canonical ``"cpu"``, ``"cuda:N"`` or ``"xpu:N"``.
+
+    A device given without an index keeps its bare name (``"cuda"``), so configs echo
+    back what the user wrote. ``$SIMAI_DEVICE`` applies as in :func:`parse_device`.
+    """
+    kind, index = parse_device(device, override=override)
+    if kind == "cpu":
+        return "cpu"
+    bare = ":" not in device and not (override and ":" in os.environ.get(DEVICE_ENV, ""))
+    return kind if bare and index == 0 else f"{kind}:{index}"
+
+
+def _cuda_device(cp: ModuleType, index: int) -> Any:
+    """cupy's Device ``index`` after checking that a driver and that device exist.
+
+    Without this, a machine with cupy but no GPU fails at the first allocation with
+    cupy's "CUDA driver version is insufficient" or "no CUDA-capable device".
+    """
+    try:
+        count = cp.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # cupy raises CUDARuntimeError / CUDADriverError subclasses
+        raise RuntimeError(
+            f"device='cuda:{index}': no CUDA device/driver was found ({exc}). "
+            "Run on a GPU node, or use device='cpu' (SIMAI_DEVICE=cpu for a whole run)"
+        ) from exc
+    if count == 0:
+        raise RuntimeError(
+            f"device='cuda:{index}': no CUDA device/driver was found (0 devices visible; "
+            "check CUDA_VISIBLE_DEVICES), or use device='cpu'"
+        )
+    if index >= count:
+        raise ValueError(
+            f"device 'cuda:{index}' does not exist: {count} CUDA device(s) visible "
+            f"(cuda:0..cuda:{count - 1}; CUDA_VISIBLE_DEVICES renumbers them)"
+        )
+    return cp.cuda.Device(index)
 
 
 _lock = threading.Lock()
@@ -209,7 +276,7 @@ def _backend(kind: str, index: int) -> Backend:
         return Backend("cpu", "cpu", 0, np)
     if kind == "cuda":
         cp = require("cupy", "cuda", "device='cuda' (use the 'rocm' extra on AMD GPUs)")
-        return Backend(f"cuda:{index}", "cuda", index, cp, cp.cuda.Device(index))
+        return Backend(f"cuda:{index}", "cuda", index, cp, _cuda_device(cp, index))
     dpnp = require("dpnp", "xpu", "device='xpu'")
     dpctl = require("dpctl", "xpu", "device='xpu'")
     gpus = dpctl.get_devices(device_type="gpu") or dpctl.get_devices()
@@ -221,7 +288,10 @@ def _backend(kind: str, index: int) -> Backend:
 
 
 def get_backend(device: str = "cpu") -> Backend:
-    """The (cached) backend for ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"xpu"``, ``"xpu:N"``."""
+    """The (cached) backend for ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"xpu"``, ``"xpu:N"``.
+
+    ``$SIMAI_DEVICE`` overrides ``device`` (see :func:`parse_device`).
+    """
     kind, index = parse_device(device)
     with _lock:
         return _backend(kind, index)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+import socket
 import threading
 from concurrent.futures import Future
 from typing import Any
@@ -42,7 +43,9 @@ class ClientServer:
         self._client = client
         self._authkey = secrets.token_bytes(32)
         self._listener = ChannelListener(host, self._authkey)
-        self.address = self._listener.address
+        port = self._listener.address[1]
+        # Bound to every interface: workers on other hosts reach it by this node's name.
+        self.address = (socket.gethostname() if host in ("0.0.0.0", "::", "") else host, port)
         self._conns: list = []
         self._closed = False
         self._thread = threading.Thread(
@@ -61,17 +64,28 @@ class ClientServer:
     def _accept(self) -> None:
         while not self._closed:
             try:
-                conn = self._listener.accept()
-            except Exception:  # closed, or a peer without the key
+                sock = self._listener.accept()
+            except OSError:  # closed
                 if self._closed:
                     return
                 continue
-            self._conns.append(conn)
+            # Each peer authenticates in its own thread: a silent or slow one holds no one.
             threading.Thread(
-                target=self._serve, args=(conn,), daemon=True, name="simai-client-conn"
+                target=self._serve, args=(sock,), daemon=True, name="simai-client-conn"
             ).start()
 
-    def _serve(self, conn) -> None:
+    def _serve(self, sock) -> None:
+        try:
+            conn = self._listener.authenticate(sock)
+        except Exception:  # a peer without the key, or silent past the handshake timeout
+            return
+        self._conns.append(conn)
+        if self._closed:
+            conn.close()
+            return
+        self._session(conn)
+
+    def _session(self, conn) -> None:
         send_lock = threading.Lock()
 
         def send(msg: tuple) -> None:

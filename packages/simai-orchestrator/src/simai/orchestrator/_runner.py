@@ -11,15 +11,12 @@ from typing import Any, NamedTuple
 
 from simai.orchestrator import _otel
 
-__all__ = ["TaskContext", "TaskSpec", "current_task", "run_task"]
+__all__ = ["Outcome", "TaskContext", "TaskSpec", "current_task", "run_task"]
 
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
     "simai_orchestrator_task", default=None
 )
 _env_lock = threading.Lock()
-# The affinity each worker thread has now, so a thread that keeps getting the same CPU
-# slot (the common case) makes no system call per component.
-_affinity = threading.local()
 # os.getpid() is a system call (glibc stopped caching it); a component asks twice, so
 # the pid is kept here and refreshed in forked children.
 _pid = os.getpid()
@@ -50,7 +47,7 @@ def current_task() -> TaskContext | None:
     return _current.get()
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class TaskSpec:
     name: str
     executable: Any
@@ -66,23 +63,47 @@ class TaskSpec:
     nprocs: int = 1
     ppn: int = 1
     hosts: tuple[str, ...] = ()
+    launcher: str | None = None
+    launcher_args: tuple[str, ...] = ()
     trace_carrier: dict = field(default_factory=dict)
+    telemetry_env: dict = field(default_factory=dict)
     submitted: float = 0.0
     ready: float = 0.0
 
 
-def run_task(spec: TaskSpec) -> tuple:
-    """Run one attempt; return ("simai-outcome", result, start, end, pid)."""
+@dataclass(slots=True, frozen=True)
+class Outcome:
+    """A successful attempt: its value and when it ran, measured where it ran."""
+
+    value: Any
+    started: float
+    ended: float
+    pid: int
+
+
+def run_task(spec: TaskSpec) -> Outcome:
+    """Run one attempt of a component."""
     start = time.time()
     token = _current.set(
         TaskContext(spec.name, spec.attempt, spec.pin, spec.gpus, spec.env, spec.executor)
     )
     try:
         tracer = _otel.tracer()
-        result = _execute(spec) if tracer is None else _traced(tracer, spec)
+        if tracer is None and spec.telemetry_env and _pid != spec.scheduler_pid:
+            tracer = _otel.join(spec.telemetry_env)
+        if tracer is None:
+            result = _execute(spec)
+        else:
+            try:
+                result = _traced(tracer, spec)
+            finally:
+                if _pid != spec.scheduler_pid:
+                    # The result may be the last thing this worker sends before it is
+                    # stopped: its spans must be exported first, on every executor.
+                    _otel.flush()
     finally:
         _current.reset(token)
-    return ("simai-outcome", result, start, time.time(), _pid)
+    return Outcome(result, start, time.time(), _pid)
 
 
 def _traced(tracer, spec: TaskSpec) -> Any:
@@ -135,6 +156,8 @@ def _execute(spec: TaskSpec) -> Any:
             spec.hosts,
             spec.pin,
             spec.timeout,
+            launcher=spec.launcher,
+            launcher_args=spec.launcher_args,
         )
     if _pid == spec.scheduler_pid:
         return _run_in_thread(spec)
@@ -169,51 +192,56 @@ def _run_in_process(spec: TaskSpec) -> Any:
 
 
 def _pinned(pin, fn, args):
-    if not hasattr(os, "sched_setaffinity"):
+    if not pin or not hasattr(os, "sched_setaffinity"):
         return fn(**args)
-    current = getattr(_affinity, "cpus", None)
-    if current is None:
-        current = _affinity.cpus = _affinity.unpinned = frozenset(os.sched_getaffinity(0))
-    want = frozenset(pin) if pin else _affinity.unpinned
-    if want != current:
-        os.sched_setaffinity(0, want)
-        _affinity.cpus = want
-    return fn(**args)
+    # Per thread on Linux: pin this worker thread for the call, then give it back the
+    # CPUs it had, so the next component on this thread is not confined to ours.
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, pin)
+    try:
+        return fn(**args)
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def _run_command(spec: TaskSpec) -> str:
-    """A local command string: run it (pinned, with the component's env), return stdout."""
+    """A local command string: run it (pinned, with the component's env), return stdout.
+
+    It runs in its own process group, ended with the component (timeout, interrupt) and
+    with the process or thread that started it.
+    """
     import shlex
     import subprocess
 
-    from simai.orchestrator.errors import ComponentTimeout, RemoteLaunchError
+    from simai.orchestrator import _lifecycle
+    from simai.orchestrator.errors import CommandFailed, ComponentTimeout
 
-    env = {**os.environ, **spec.env}
-    pin = spec.pin
-
-    def preexec():  # runs in the child only
-        if pin:
-            os.sched_setaffinity(0, pin)
-
+    proc = _lifecycle.popen(
+        shlex.split(spec.executable),
+        cpus=spec.pin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **spec.env},
+    )
     try:
-        out = subprocess.run(
-            shlex.split(spec.executable),
-            capture_output=True,
-            env=env,
-            timeout=spec.timeout,
-            preexec_fn=preexec if pin else None,
-            stdin=subprocess.DEVNULL,
-        )
+        out, err = proc.communicate(timeout=spec.timeout)
     except subprocess.TimeoutExpired:
+        _lifecycle.kill_group(proc)
         raise ComponentTimeout(
             f"component {spec.name!r} exceeded its timeout of {spec.timeout}s", spec.name
         ) from None
-    if out.returncode != 0:
-        tail = out.stderr[-4000:].decode(errors="replace")
-        raise RemoteLaunchError(
-            f"component {spec.name!r}: command exited with code {out.returncode}; stderr tail:\n{tail}",
+    except BaseException:
+        _lifecycle.kill_group(proc)
+        raise
+    _lifecycle.reap(proc)
+    if proc.returncode != 0:
+        tail = err[-4000:].decode(errors="replace")
+        raise CommandFailed(
+            f"component {spec.name!r}: command exited with code {proc.returncode}; "
+            f"stderr tail:\n{tail}",
             spec.name,
-            out.returncode,
+            proc.returncode,
             tail,
         )
-    return out.stdout.decode(errors="replace")
+    return out.decode(errors="replace")

@@ -9,6 +9,9 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, NonNegativeInt, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
+from simai.orchestrator._lifecycle import MAX_TIMEOUT_S
+from simai.orchestrator.config import GpuId
+
 __all__ = ["WorkflowComponent"]
 
 
@@ -33,12 +36,19 @@ class WorkflowComponent:
     ppn: int = Field(default=1, ge=1)
     num_gpus_per_process: int = Field(default=0, ge=0)
     cpu_affinity: list[NonNegativeInt] | None = None
-    gpu_affinity: list[str] | None = None
+    gpu_affinity: list[GpuId] | None = None
+    # How a remote component's ranks start: mpich | openmpi | pals | srun (None: the
+    # system's, else detected), and flags added to that launcher's command line.
+    launcher: str | None = None
+    launcher_args: list[str] = Field(default_factory=list)
     env_vars: dict[str, str] = Field(default_factory=dict)
     dependencies: list[str] = Field(default_factory=list)
-    return_dim: int | None = Field(default=None, ge=0)
+    # An int: how many values the callable returns. A list (SimAI-Bench's form): the
+    # shape of the array it returns ([] checks nothing).
+    return_dim: NonNegativeInt | list[NonNegativeInt] | None = None
     retries: int = Field(default=0, ge=0)
-    timeout: float | None = Field(default=None, gt=0)
+    # Seconds, finite, at most 30 days (a larger value is a typo that no timer honours).
+    timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
 
     @field_validator("name")
     @classmethod
@@ -54,13 +64,28 @@ class WorkflowComponent:
             raise ValueError("a command-string executable cannot be empty")
         return v
 
-    @field_validator("gpu_affinity", mode="before")
+    @field_validator("launcher")
     @classmethod
-    def _gpu_ids_as_str(cls, v: Any) -> Any:
-        # GPU ids may be "0", 0 or Intel tiles "0.1"; keep one spelling.
-        if not isinstance(v, Iterable) or isinstance(v, (str, bytes, Mapping)):
-            return v  # pydantic rejects it, naming the field
-        return [str(x) for x in v]
+    def _known_launcher(cls, v: str | None) -> str | None:
+        from simai.orchestrator.launchers import check_launcher_name
+
+        return check_launcher_name(v)
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _dragon_type(cls, v: Any) -> Any:
+        if v == "dragon":  # SimAI-Bench ran such components as a Dragon process group
+            import warnings
+
+            warnings.warn(
+                "WorkflowComponent type='dragon' is SimAI-Bench's spelling; it runs as "
+                "type='remote' (one process per rank, through the launcher). Use "
+                "type='remote' with OrchestratorConfig(name='dragon') to run under Dragon",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return "remote"
+        return v
 
     @field_validator("env_vars", mode="before")
     @classmethod
@@ -89,6 +114,13 @@ class WorkflowComponent:
             self.dependencies = list(dict.fromkeys(self.dependencies))
         if self.cpu_affinity is not None and len(set(self.cpu_affinity)) != len(self.cpu_affinity):
             raise ValueError("cpu_affinity lists a CPU twice")
+        if self.nodes:
+            # Named nodes are the node count (nnodes left at its default follows them).
+            if self.nnodes not in (1, len(self.nodes)):
+                raise ValueError(
+                    f"nnodes={self.nnodes} but nodes names {len(self.nodes)}; give one of them"
+                )
+            self.nnodes = len(self.nodes)
         return self
 
     # -- resources asked for -------------------------------------------------------

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any
+from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    field_validator,
+    model_validator,
+)
 
-__all__ = ["OchestratorConfig", "OrchestratorConfig", "SystemConfig"]
+__all__ = ["GpuId", "OchestratorConfig", "OrchestratorConfig", "SystemConfig"]
+
+# A GPU id may be written 0 or "0", or as an Intel tile "0.1"; it is kept as one spelling
+# (str). In the type, not a validator, so every model that embeds the field (the workflow
+# file's components) accepts the same values and its JSON Schema says so.
+GpuId = Annotated[Union[NonNegativeInt, str], AfterValidator(str)]  # noqa: UP007
 
 GPU_VISIBILITY_VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "ZE_AFFINITY_MASK")
 
@@ -50,20 +63,24 @@ class SystemConfig(BaseModel):
     ncpus: int | None = Field(default=None, ge=1, le=MAX_SLOTS)
     ngpus: int | None = Field(default=None, ge=0, le=MAX_SLOTS)
     cpus: list[NonNegativeInt] | None = None
-    gpus: list[str] | None = None
+    gpus: list[GpuId] | None = None
     pin_cpus: bool = True
+    launcher: str | None = Field(
+        default=None,
+        description="how remote components start: mpich | openmpi | pals | srun; None detects "
+        "(SIMAI_ORCHESTRATOR_LAUNCHER, srun in a Slurm job, else mpiexec --version)",
+    )
     gpu_visibility_var: str | None = Field(
         default=None,
         description="CUDA_VISIBLE_DEVICES | ROCR_VISIBLE_DEVICES | ZE_AFFINITY_MASK; None detects",
     )
 
-    @model_validator(mode="before")
+    @field_validator("launcher")
     @classmethod
-    def _gpu_ids_as_str(cls, data: Any) -> Any:
-        # Only a list is converted: anything else is left for pydantic to reject by name.
-        if isinstance(data, dict) and isinstance(data.get("gpus"), (list, tuple)):
-            data = dict(data, gpus=[str(g) for g in data["gpus"]])
-        return data
+    def _known_launcher(cls, v: str | None) -> str | None:
+        from simai.orchestrator.launchers import check_launcher_name
+
+        return check_launcher_name(v)
 
     @model_validator(mode="after")
     def _fill(self) -> SystemConfig:
@@ -113,7 +130,9 @@ class OrchestratorConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     client_host: str = Field(
         default="127.0.0.1",
-        description="address the client proxy listens on for submissions from worker processes",
+        description="address (of this node) the client proxy listens on and workers connect "
+        "to, to submit components from inside components; 127.0.0.1 keeps it on this node; "
+        "0.0.0.0 listens on every interface and tells workers this node's host name",
     )
 
     @model_validator(mode="after")

@@ -7,11 +7,10 @@ with MPI initialised (mpi4py). The component's result is the list of per-rank re
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,65 +26,18 @@ class MpiFlavor:
     OPENMPI = "openmpi"
 
 
-@functools.cache
 def detect_flavor(mpiexec: str = "mpiexec") -> str:
-    """MPICH (Hydra) or Open MPI, from ``mpiexec --version``; MPICH when unsure."""
-    try:
-        out = subprocess.run([mpiexec, "--version"], capture_output=True, text=True, timeout=20)
-        text = (out.stdout + out.stderr).lower()
-    except (OSError, subprocess.TimeoutExpired):
-        return MpiFlavor.MPICH
-    if "open mpi" in text or "openrte" in text or "open-mpi" in text:
-        return MpiFlavor.OPENMPI
-    return MpiFlavor.MPICH
+    """The launcher the ``mpiexec`` on PATH is (mpich, openmpi or pals), from ``--version``."""
+    from simai.orchestrator.launchers import _mpiexec_flavor
+
+    return _mpiexec_flavor(mpiexec)
 
 
 def host_list(env: dict[str, str] | None = None) -> list[str]:
-    """Hosts of the current batch job (PBS, then Slurm), unique, in order; [] outside a job."""
-    env = os.environ if env is None else env
-    nodefile = env.get("PBS_NODEFILE")
-    if nodefile and os.path.exists(nodefile):
-        with open(nodefile) as f:
-            return list(dict.fromkeys(line.strip() for line in f if line.strip()))
-    nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
-    if nodelist:
-        if shutil.which("scontrol"):
-            out = subprocess.run(
-                ["scontrol", "show", "hostnames", nodelist],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            if out.returncode == 0:
-                return [h for h in out.stdout.split() if h]
-        return _expand_slurm(nodelist)
-    return []
+    """Hosts of the current batch job (see `simai.orchestrator.allocation.Allocation.detect`)."""
+    from simai.orchestrator.allocation import Allocation
 
-
-def _expand_slurm(nodelist: str) -> list[str]:
-    """Expand ``a[01-03,7],b`` without scontrol (the common forms only)."""
-    hosts, buf, depth = [], "", 0
-    parts = []
-    for ch in nodelist:
-        if ch == "," and depth == 0:
-            parts.append(buf)
-            buf = ""
-            continue
-        depth += ch == "["
-        depth -= ch == "]"
-        buf += ch
-    parts.append(buf)
-    for part in filter(None, parts):
-        if "[" not in part:
-            hosts.append(part)
-            continue
-        prefix, rest = part.split("[", 1)
-        ranges, suffix = rest.split("]", 1)
-        for r in ranges.split(","):
-            lo, _, hi = r.partition("-")
-            for i in range(int(lo), int(hi or lo) + 1):
-                hosts.append(f"{prefix}{str(i).zfill(len(lo))}{suffix}")
-    return hosts
+    return list(Allocation.detect(env).nodes)
 
 
 def build_mpiexec_command(
@@ -97,39 +49,29 @@ def build_mpiexec_command(
     cpus: Sequence[int] | None = None,
     flavor: str | None = None,
     mpiexec: str = "mpiexec",
+    launcher: str | None = None,
+    extra_args: Sequence[str] = (),
 ) -> list[str]:
-    """The mpiexec line for ``argv`` with the flavour's spelling of env, hosts and binding."""
-    flavor = flavor or detect_flavor(mpiexec)
-    cmd = [mpiexec, "-n", str(nprocs)]
-    if flavor == MpiFlavor.OPENMPI:
-        if hosts:
-            cmd += ["--host", ",".join(f"{h}:{ppn}" for h in hosts)]
-        for k, v in (env or {}).items():
-            cmd += ["-x", f"{k}={v}"]
-        if cpus and not hosts:
-            cmd += ["--cpu-set", ",".join(map(str, cpus)), "--bind-to", "core"]
-    else:
-        if hosts:
-            cmd += ["-hosts", ",".join(hosts), "-ppn", str(ppn)]
-        for k, v in (env or {}).items():
-            cmd += ["-genv", k, v]
-        if cpus and not hosts:
-            # Hydra binds rank i to the i-th entry (round-robin when ranks outnumber CPUs).
-            cmd += ["-bind-to", "user:" + ",".join(map(str, cpus))]
-    return cmd + list(argv)
+    """The launch line for ``argv``: the launcher's spelling of hosts, binding and env.
 
+    ``env`` is passed by name only: its values must be in the launcher's environment
+    (`run_remote` puts them there), never on the command line.
+    """
+    from simai.orchestrator.launchers import LaunchRequest, get_launcher
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=3)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    chosen = get_launcher(launcher or flavor)
+    if mpiexec != "mpiexec" and getattr(chosen, "exe", None) == "mpiexec":
+        chosen = dataclasses.replace(chosen, exe=mpiexec)
+    req = LaunchRequest(
+        argv=tuple(argv),
+        nprocs=nprocs,
+        ppn=ppn,
+        hosts=tuple(hosts),
+        cpus=tuple(cpus) if cpus else None,
+        env_names=tuple(env or ()),
+        extra_args=tuple(extra_args),
+    )
+    return chosen.command(req)
 
 
 def _tail(path: str, nbytes: int = STDERR_TAIL_BYTES) -> str:
@@ -153,16 +95,22 @@ def run_remote(
     hosts: Sequence[str] = (),
     cpus: Sequence[int] | None = None,
     timeout: float | None = None,
+    launcher: str | None = None,
+    launcher_args: Sequence[str] = (),
 ):
     """Run a remote component to completion; raise RemoteLaunchError/ComponentTimeout on failure."""
     import cloudpickle
 
+    from simai.orchestrator import _lifecycle
     from simai.orchestrator.errors import ComponentTimeout, RemoteLaunchError
+    from simai.orchestrator.launchers import GPU_MAP_VAR, get_launcher
 
-    if shutil.which("mpiexec") is None:
+    chosen = get_launcher(launcher)
+    exe = getattr(chosen, "exe", "mpiexec")
+    if shutil.which(exe) is None:
         raise RemoteLaunchError(
-            f"component {name!r} is type='remote' but no mpiexec is on PATH "
-            "(install MPI, e.g. pip install 'simai-orchestrator[mpi]' mpich)",
+            f"component {name!r} is type='remote' but {exe} ({chosen.name} launcher) is not "
+            "on PATH (install MPI, e.g. pip install 'simai-orchestrator[mpi]' mpich)",
             name,
         )
     # Ranks on other nodes read the payload: SIMAI_ORCHESTRATOR_TMPDIR should then be shared.
@@ -175,34 +123,38 @@ def run_remote(
             argv = [sys.executable, "-m", "simai.orchestrator._mpi_entry", payload]
         else:
             argv = shlex.split(executable)
-        cmd = build_mpiexec_command(argv, nprocs, ppn, hosts, env, cpus)
+            if GPU_MAP_VAR in env:
+                # Each rank narrows GPU visibility to its own before the command starts.
+                argv = [sys.executable, "-m", "simai.orchestrator.launchers", "--", *argv]
+        cmd = build_mpiexec_command(
+            argv, nprocs, ppn, hosts, env, cpus, launcher=chosen.name, extra_args=launcher_args
+        )
         child_env = {**os.environ, **env}
         out_path, err_path = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen(
-                cmd,
-                stdout=out,
-                stderr=err,
-                env=child_env,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
+            # Its own process group (mpiexec, hydra_pmi_proxy, the ranks), ended on
+            # timeout, interrupt, and by the kernel if the thread that started it dies.
+            proc = _lifecycle.popen(
+                cmd, stdout=out, stderr=err, env=child_env, stdin=subprocess.DEVNULL
             )
             try:
                 rc = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                _kill_group(proc)
+                _lifecycle.kill_group(proc)
                 raise ComponentTimeout(
                     f"component {name!r} exceeded its timeout of {timeout}s under mpiexec; "
                     f"stderr tail:\n{_tail(err_path)}",
                     name,
                 ) from None
             except BaseException:
-                _kill_group(proc)
+                _lifecycle.kill_group(proc)
                 raise
+            _lifecycle.reap(proc)
         if rc != 0:
             tail = _tail(err_path)
             raise RemoteLaunchError(
-                f"component {name!r}: mpiexec -n {nprocs} exited with code {rc}; stderr tail:\n{tail}",
+                f"component {name!r}: {exe} ({chosen.name}) with {nprocs} ranks exited with "
+                f"code {rc}; stderr tail:\n{tail}",
                 name,
                 rc,
                 tail,

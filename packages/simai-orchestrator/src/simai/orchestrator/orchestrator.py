@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
 from concurrent.futures import Executor, Future
 from typing import Any
 
+from simai.orchestrator import _lifecycle
 from simai.orchestrator.component import WorkflowComponent
 from simai.orchestrator.config import OrchestratorConfig, SystemConfig
-from simai.orchestrator.dag import ComponentRecord, RunReport, Scheduler
-from simai.orchestrator.protocols import ExecutorConfig
+from simai.orchestrator.dag import ComponentRecord, RunReport, Scheduler, Status
+from simai.orchestrator.protocols import CancelsRunning, ExecutorConfig, TerminatesWorkers
 
 __all__ = ["Orchestrator", "OrchestratorClient", "OrchetratorClient"]
 
@@ -82,6 +85,9 @@ class Orchestrator:
         self._server = None
         self._server_lock = threading.Lock()
         self._owns_executor = True
+        self._interrupt_lock = threading.RLock()  # also taken in signal handlers
+        self._interrupter: threading.Thread | None = None
+        self._skip_grace = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> OrchestratorClient:
@@ -104,8 +110,7 @@ class Orchestrator:
             )
         if factory is not None:
             self._executor = factory.get_executor()
-        cancel = getattr(self._executor, "cancel_running", None)
-        self._scheduler = Scheduler(self._executor, name, self.system_config, profile, cancel)
+        self._scheduler = Scheduler(self._executor, name, self.system_config, profile)
         self._client = OrchestratorClient(self)
         return self._client
 
@@ -120,36 +125,101 @@ class Orchestrator:
     def submit(self, component: WorkflowComponent) -> Future:
         return self.client.submit(component)
 
-    def wait(self, timeout: float | None = None) -> RunReport:
+    def wait(self, timeout: float | None = None, *, signals: bool = True) -> RunReport:
         """Block until every submitted component (also those submitted by components) has
         finished, or ``timeout`` seconds passed. Never raises for failed components: the
-        report says what happened (``report.ok``, ``report.failed``, ``report.not_done``)."""
+        report says what happened (``report.ok``, ``report.failed``, ``report.not_done``).
+
+        With ``signals`` and on the main thread, SIGTERM/SIGINT/SIGHUP/SIGUSR1 received
+        meanwhile start `interrupt` (a second one skips the grace period); once the run
+        has stopped, the signal is handed to the handler that was installed before.
+        """
         if self._scheduler is None:
             return RunReport()
-        return self._scheduler.wait(timeout)
+        _lifecycle.check_timeout(timeout, "timeout")
+        if not signals:
+            return self._scheduler.wait(timeout)
+        with _lifecycle.SignalScope(lambda signum: self.interrupt()) as scope:
+            report = self._scheduler.wait(timeout)
+            if scope.received:
+                report = self._scheduler.wait()
+                self._join_interrupt()
+        scope.chain()
+        return report
 
     def records(self) -> dict[str, ComponentRecord]:
         """Per-component records (status, times, attempts, error, root cause, result)."""
         return self._scheduler.records() if self._scheduler is not None else {}
 
+    def interrupt(self, grace: float | None = None) -> None:
+        """Stop the run now, from any thread; returns at once (`wait` returns when done).
+
+        Components not yet started are cancelled; running ones are asked to end
+        (SIGTERM to their process groups and worker processes, cancellation of engine
+        tasks) and, after ``grace`` seconds (default 10), killed; they are recorded as
+        ``interrupted``. A second call skips what is left of the grace period. Engines
+        this orchestrator attached to (an ``address``, or an Executor passed in) keep
+        their workers.
+        """
+        if self._scheduler is None:
+            return
+        grace = _lifecycle.DEFAULT_GRACE_S if grace is None else float(grace)
+        with self._interrupt_lock:
+            if self._interrupter is not None:
+                self._skip_grace.set()
+                return
+            self._interrupter = threading.Thread(
+                target=self._interrupt, args=(grace,), name="simai-interrupt", daemon=True
+            )
+            self._interrupter.start()
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether `interrupt` was called."""
+        return self._interrupter is not None
+
+    def _interrupt(self, grace: float) -> None:
+        sched, ex = self._scheduler, self._executor
+        sched.stop(cancel=True, why="the run was interrupted", interrupt=True)
+        running = sched.running_futures()
+        for f in running:
+            f.cancel()
+        # Commands and mpiexec launched by components running in this process.
+        _lifecycle.terminate_groups(signal.SIGTERM)
+        workers = self._owns_executor and isinstance(ex, TerminatesWorkers)
+        if workers:
+            ex.terminate_workers(force=False)
+        if isinstance(ex, CancelsRunning):
+            ex.cancel_running(running)
+        deadline = time.monotonic() + grace
+        while not self._skip_grace.is_set() and time.monotonic() < deadline:
+            if all(f.done() for f in running) and not _lifecycle.groups_alive():
+                break
+            self._skip_grace.wait(0.05)
+        _lifecycle.terminate_groups(signal.SIGKILL)
+        if workers:
+            ex.terminate_workers(force=True)
+        sched.end_running(Status.INTERRUPTED, "interrupted while running")
+
+    def _join_interrupt(self) -> None:
+        if self._interrupter is not None:
+            self._interrupter.join()
+
     def stop(self, wait: bool = True, cancel: bool = True) -> None:
         """Cancel components still waiting (dependencies/resources), then shut the executor
-        down, waiting for running ones when ``wait``. Idempotent."""
+        down. ``wait=True`` waits for running components to finish, including one past
+        its timeout that its executor cannot stop (a thread); ``wait=False`` returns at
+        once and ends worker processes that run an attempt past its timeout. Idempotent."""
         if self._scheduler is None:
             return
         self._scheduler.stop(cancel=cancel)
-        # A component past its timeout has already failed; waiting for it would hang the
-        # caller for as long as it runs. Do not wait, and end worker processes that can be.
-        overdue = self._scheduler.overdue_running()
-        if self._executor is not None and self._owns_executor:
-            terminate = getattr(self._executor, "terminate_workers", None)
-            if overdue and terminate is not None:
-                terminate()  # before shutdown, which forgets the worker processes
-            try:
-                self._executor.shutdown(wait=wait and not overdue, cancel_futures=True)
-            except TypeError:  # executors predating cancel_futures
-                self._executor.shutdown(wait=wait and not overdue)
-        self._scheduler.fail_running("the executor was shut down before it finished")
+        self._join_interrupt()
+        ex = self._executor
+        if ex is not None and self._owns_executor:
+            if not wait and self._scheduler.overdue_running() and isinstance(ex, TerminatesWorkers):
+                ex.terminate_workers(force=True)  # before shutdown, which forgets the workers
+            ex.shutdown(wait=wait, cancel_futures=True)
+        self._scheduler.end_running(Status.FAILED, "the executor was shut down before it finished")
         if self._server is not None:
             self._server.close()
             self._server = None

@@ -1,12 +1,18 @@
-"""CPU/GPU slot accounting: a component holds its slots from dispatch to completion."""
+"""CPU/GPU slot accounting: a component holds its slots from dispatch to completion.
+
+Components that run here hold this node's slots; remote components inside an allocation
+hold cores and GPUs of the allocation's nodes (`simai.orchestrator.placement.NodePool`).
+"""
 
 from __future__ import annotations
 
 from bisect import insort
 from dataclasses import dataclass
 
+from simai.orchestrator.allocation import Allocation
 from simai.orchestrator.component import WorkflowComponent
 from simai.orchestrator.config import SystemConfig, detect_gpu_visibility_var
+from simai.orchestrator.placement import NodePool, Placement
 
 __all__ = ["Allotment", "ResourcePool"]
 
@@ -16,9 +22,23 @@ class Allotment:
     cpu_slots: tuple[int, ...] = ()
     gpus: tuple[str, ...] = ()
     pin: tuple[int, ...] | None = None  # real CPU ids to pin to, when slots map to real CPUs
+    placement: Placement | None = None  # nodes of the allocation (launched components)
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return self.placement.hosts if self.placement is not None else ()
 
     def env(self, var: str) -> dict[str, str]:
-        return {var: ",".join(self.gpus)} if self.gpus else {}
+        if not self.gpus:
+            return {}
+        env = {var: ",".join(self.gpus)}
+        if self.placement is not None and self.placement.gpu_groups:
+            # Each local rank narrows the variable to its own GPUs (launchers.bind_rank).
+            from simai.orchestrator.launchers import GPU_MAP_VAR, GPU_VAR_VAR, gpu_map_value
+
+            env[GPU_MAP_VAR] = gpu_map_value(self.placement.gpu_groups)
+            env[GPU_VAR_VAR] = var
+        return env
 
 
 EMPTY = Allotment()
@@ -27,8 +47,10 @@ EMPTY = Allotment()
 class ResourcePool:
     """Free CPU slots and GPU ids. Not thread-safe: the scheduler calls it under its lock."""
 
-    def __init__(self, system: SystemConfig):
+    def __init__(self, system: SystemConfig, allocation: Allocation | None = None):
         self.system = system
+        self._allocation = allocation
+        self._nodes: NodePool | None = None
         self.ncpus = system.ncpus or 1
         self._cpu_ids = list(system.cpus) if system.cpus is not None else None
         self._free_cpus = list(range(self.ncpus))  # slot indices
@@ -43,8 +65,30 @@ class ResourcePool:
             self._gpu_var = detect_gpu_visibility_var()
         return self._gpu_var
 
+    @property
+    def allocation(self) -> Allocation:
+        # Read on first use, so a stale PBS_NODEFILE only troubles runs that launch.
+        if self._allocation is None:
+            self._allocation = Allocation.detect()
+        return self._allocation
+
+    def places(self, comp: WorkflowComponent) -> bool:
+        """Whether the component runs on the allocation's nodes (not on this node's slots)."""
+        return comp.type == "remote" and (bool(comp.nodes) or bool(self.allocation))
+
+    @property
+    def nodes(self) -> NodePool | None:
+        if self._nodes is None and self.allocation:
+            self._nodes = NodePool(self.allocation, self.system)
+        return self._nodes
+
     def check(self, comp: WorkflowComponent, local_slots: bool = True) -> None:
         """Raise ValueError at submit time when the request can never be met."""
+        if not local_slots and comp.type != "remote":
+            return  # placed by the engine on its own workers
+        if not local_slots and comp.type == "remote" and self.nodes is not None:
+            self.nodes.check(comp)
+            return
         if (
             comp.cpu_affinity is None
             and comp.gpu_affinity is None
@@ -82,6 +126,17 @@ class ResourcePool:
                 )
 
     def try_acquire(self, comp: WorkflowComponent, local_slots: bool = True) -> Allotment | None:
+        if not local_slots and comp.type != "remote":
+            return EMPTY  # placed by the engine on its own workers
+        if not local_slots and comp.type == "remote" and self.nodes is not None:
+            placed = self.nodes.try_place(comp)
+            if placed is None:
+                return None
+            pin = placed.cpus if self.system.pin_cpus and self.system.cpus is not None else None
+            return Allotment((), placed.gpus, pin, placed)
+        if not local_slots and comp.type == "remote" and comp.nodes:
+            # Named nodes outside any allocation: the user places it; nothing to count.
+            return Allotment(placement=Placement(tuple(comp.nodes), (), ()))
         if (
             local_slots
             and comp.nnodes == 1
@@ -136,6 +191,10 @@ class ResourcePool:
     def release(self, allot: Allotment) -> None:
         if allot is EMPTY:
             return
+        if allot.placement is not None:
+            if self._nodes is not None:
+                self._nodes.release(allot.placement)
+            return
         if len(allot.cpu_slots) == 1 and not allot.gpus:
             insort(self._free_cpus, allot.cpu_slots[0])
             return
@@ -148,4 +207,8 @@ class ResourcePool:
 
     @property
     def free(self) -> tuple[int, int]:
-        return len(self._free_cpus), len(self._free_gpus)
+        """Free local CPU slots and GPUs; (1, 0) at least while allocation nodes have cores."""
+        free = len(self._free_cpus), len(self._free_gpus)
+        if free == (0, 0) and self._nodes is not None and self._nodes.any_free:
+            return (1, 0)
+        return free

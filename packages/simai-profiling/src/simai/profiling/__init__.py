@@ -1,5 +1,6 @@
 """simai.profiling: one OpenTelemetry trace per run, across processes and MPI ranks,
-exported as a Perfetto trace, JSON/CSV summaries and a timeline PNG.
+with resource utilisation sampled per node, profiling plugins, the critical path, and
+exports as a Perfetto trace, JSON/CSV summaries and a timeline PNG.
 
 Names are resolved lazily, so ``import simai.profiling`` loads neither the
 OpenTelemetry SDK nor numpy until one is used.
@@ -20,30 +21,47 @@ _EXPORTS = {
     "detect_rank": "tracing",
     "JsonLinesSpanExporter": "tracing",
     "SpanRecord": "records",
+    "Sample": "records",
     "load_spans": "records",
+    "load_samples": "records",
+    "AnalysisResult": "protocols",
+    "FinishedRun": "protocols",
+    "list_plugins": "registry",
+    "get_plugin": "registry",
+    "critical_path": "bottlenecks",
+    "time_shares": "bottlenecks",
     "write_chrome_trace": "export",
     "summarize": "export",
     "write_summary_json": "export",
     "write_summary_csv": "export",
     "export_run": "export",
     "plot_timeline": "plot",
+    "write_report": "report",
     "measure_copy_bandwidth": "bandwidth",
 }
 
 __all__ = [
+    "AnalysisResult",
+    "FinishedRun",
     "JsonLinesSpanExporter",
     "Run",
+    "Sample",
     "SpanRecord",
     "__version__",
     "configure_from_env",
+    "critical_path",
     "current_run",
     "detect_rank",
     "export_run",
+    "get_plugin",
+    "list_plugins",
+    "load_samples",
     "load_spans",
     "measure_copy_bandwidth",
     "plot_timeline",
     "start_run",
     "summarize",
+    "time_shares",
     "write_chrome_trace",
     "write_summary_csv",
     "write_summary_json",
@@ -51,6 +69,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from simai.profiling.bandwidth import measure_copy_bandwidth
+    from simai.profiling.bottlenecks import critical_path, time_shares
     from simai.profiling.export import (
         export_run,
         summarize,
@@ -59,7 +78,9 @@ if TYPE_CHECKING:
         write_summary_json,
     )
     from simai.profiling.plot import plot_timeline
-    from simai.profiling.records import SpanRecord, load_spans
+    from simai.profiling.protocols import AnalysisResult, FinishedRun
+    from simai.profiling.records import Sample, SpanRecord, load_samples, load_spans
+    from simai.profiling.registry import get_plugin, list_plugins
     from simai.profiling.tracing import (
         JsonLinesSpanExporter,
         Run,
@@ -73,10 +94,9 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
-        import difflib
+        from simai.profiling.registry import did_you_mean
 
-        close = difflib.get_close_matches(name, _EXPORTS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        hint = did_you_mean(name, _EXPORTS)
         raise AttributeError(f"module 'simai.profiling' has no attribute {name!r}{hint}")
     value = getattr(importlib.import_module(f"simai.profiling.{module}"), name)
     globals()[name] = value

@@ -13,8 +13,9 @@ def measure_copy_bandwidth(nbytes: int = 64 * 2**20, repeats: int = 5) -> float:
     Copies a ``nbytes`` float32 buffer into a pre-touched one ``repeats`` times (after
     one untimed copy that faults the pages in) and keeps the fastest: the reference is
     what the node can do, not what a busy moment let it do. The default 64 MiB is
-    beyond the last-level cache of most CPUs; it touches 128 MiB and takes about
-    0.2 s, which is what it adds to the start of a profiled run.
+    beyond the last-level cache of most CPUs; it touches 128 MiB and takes a fraction
+    of a second (0.2 s on an idle 2-core VM, up to 0.8 s when its cores are busy), which
+    is what it adds to the start of a profiled run.
     """
     import numpy as np
 

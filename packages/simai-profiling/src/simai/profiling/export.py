@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from simai.profiling._lanes import process_labels, resolve_components
-from simai.profiling.records import SpanRecord, load_spans
+from simai.profiling.records import SCHEMA_VERSION, Sample, SpanRecord, load_samples, load_spans
 
 __all__ = [
     "SUMMARY_COLUMNS",
@@ -28,7 +28,11 @@ _MB = 1e6  # MB/s here means 10^6 bytes per second, as in the copy-bandwidth ref
 # --------------------------------------------------------------------------- chrome trace
 
 
-def write_chrome_trace(spans: Sequence[SpanRecord], path: str | os.PathLike[str]) -> Path:
+def write_chrome_trace(
+    spans: Sequence[SpanRecord],
+    path: str | os.PathLike[str],
+    samples: Sequence[Sample] = (),
+) -> Path:
     """Write ``spans`` as a Chrome trace-event JSON file that ui.perfetto.dev opens.
 
     One process track per OS process (labelled by MPI rank when there is one), one
@@ -37,11 +41,14 @@ def write_chrome_trace(spans: Sequence[SpanRecord], path: str | os.PathLike[str]
     overlap without nesting (async work on one thread) go to an extra track, since the
     format requires strict nesting per track. Each event's ``args`` carries the span's
     attributes and, under ``simai.span``, the full record, so :func:`load_spans` reads
-    the file back.
+    the file back; the top level carries ``schema_version`` (``records.SCHEMA_VERSION``). ``samples`` (see :func:`load_samples`) become counter tracks: a
+    process's CPU % and RSS on its own track, node and GPU totals on a ``node`` track.
     """
     path = Path(path)
     events: list[dict[str, Any]] = []
     t0 = min((s.start_ns for s in spans), default=0)
+    if samples and not spans:
+        t0 = min(s.time_ns for s in samples)
     components = resolve_components(spans)
     labels = process_labels(spans)
 
@@ -70,7 +77,10 @@ def write_chrome_trace(spans: Sequence[SpanRecord], path: str | os.PathLike[str]
                     events.append(_complete(s, pid_index, tid, t0, components[id(s)]))
                     events.extend(_instants(s, pid_index, tid, t0))
 
+    events.extend(_counters(samples, order, t0))
     payload = {
+        # The object form of the format allows extra top-level keys; viewers ignore them.
+        "schema_version": SCHEMA_VERSION,
         "traceEvents": events,
         "displayTimeUnit": "ms",
         "otherData": {
@@ -100,6 +110,58 @@ def _nest(spans: list[SpanRecord]) -> list[list[SpanRecord]]:
             tracks.append([s])
             stacks.append([s])
     return tracks
+
+
+_COUNTERS = {
+    "process.cpu.percent": ("cpu %", 1.0),
+    "process.memory.rss": ("rss MiB", 2**-20),
+    "system.cpu.percent": ("node cpu %", 1.0),
+    "system.memory.used": ("node memory GiB", 2**-30),
+    "gpu.utilization.percent": ("gpu busy %", 1.0),
+    "gpu.memory.used": ("gpu memory GiB", 2**-30),
+}
+
+
+def _counters(
+    samples: Sequence[Sample], order: list[tuple[str, int]], t0: int
+) -> list[dict[str, Any]]:
+    """Counter (``C``) events; processes without spans (servers) and nodes get own tracks."""
+    if not samples:
+        return []
+    tracks = {key: i for i, key in enumerate(order, 1)}
+    extra: dict[Any, int] = {}
+    events: list[dict[str, Any]] = []
+
+    def track(key: Any, label: str) -> int:
+        if key in tracks:
+            return tracks[key]
+        if key not in extra:
+            extra[key] = len(tracks) + len(extra) + 1
+            events.append(_meta("process_name", extra[key], 0, {"name": label}))
+            events.append(_meta("process_sort_index", extra[key], 0, {"sort_index": extra[key]}))
+        return extra[key]
+
+    for s in samples:
+        host = str(s.attributes.get("host", ""))
+        if s.name.startswith("process."):
+            pid = int(s.attributes.get("pid", 0))
+            label = f"{s.attributes.get('process', 'process')} · pid {pid}"
+            where = track((host, pid), label)
+        else:
+            where = track(("node", host), f"node {host}")
+        name, scale = _COUNTERS.get(s.name, (s.name, 1.0))
+        if "gpu" in s.attributes:
+            name = f"{name} {s.attributes['gpu']}"
+        events.append(
+            {
+                "name": name,
+                "ph": "C",
+                "pid": where,
+                "ts": (s.time_ns - t0) / 1e3,
+                "args": {name: s.value * scale},
+            }
+        )
+    return events
 
 
 def _meta(name: str, pid: int, tid: int, args: dict[str, Any]) -> dict[str, Any]:
@@ -160,11 +222,14 @@ SUMMARY_COLUMNS = (
 
 
 def summarize(
-    spans: Sequence[SpanRecord], copy_bandwidth_mbps: float | None = None
+    spans: Sequence[SpanRecord],
+    copy_bandwidth_mbps: float | None = None,
+    samples: Sequence[Sample] = (),
 ) -> dict[str, Any]:
     """Per-operation and per-component statistics of a run.
 
-    Returns a JSON-ready dict with ``run`` (trace ids, span/process counts, wall time,
+    Returns a JSON-ready dict with ``schema_version`` (``records.SCHEMA_VERSION``),
+    ``run`` (trace ids, span/process counts, wall time,
     the copy bandwidth), ``operations`` (one row per span name and ``simai.backend``),
     ``components`` (one row per component and span name; a span without
     ``simai.component`` counts for its nearest ancestor's) and ``speed_of_light`` (each
@@ -175,8 +240,15 @@ def summarize(
 
     The copy bandwidth comes from ``copy_bandwidth_mbps`` or else from the root span's
     ``simai.copy_bandwidth_mbps`` attribute recorded by :func:`start_run`.
+
+    Also ``critical_path`` and ``time_shares`` (:mod:`simai.profiling.bottlenecks`) and
+    ``resources`` (statistics of ``samples`` per component, process and node; see the
+    README for every field).
     """
     import numpy as np
+
+    from simai.profiling.bottlenecks import critical_path, time_shares
+    from simai.profiling.resources import summarize_resources
 
     if copy_bandwidth_mbps is None:
         found = [
@@ -233,6 +305,7 @@ def summarize(
     start = min((s.start_ns for s in spans), default=0)
     end = max((s.end_ns for s in spans), default=0)
     return {
+        "schema_version": SCHEMA_VERSION,
         "run": {
             "trace_ids": sorted({s.trace_id for s in spans}),
             "spans": len(spans),
@@ -246,6 +319,9 @@ def summarize(
         "operations": operations,
         "components": component_rows,
         "speed_of_light": speed_of_light,
+        "critical_path": critical_path(spans),
+        "time_shares": time_shares(spans),
+        "resources": summarize_resources(spans, samples),
     }
 
 
@@ -275,6 +351,50 @@ def write_summary_csv(summary: dict[str, Any], path: str | os.PathLike[str]) -> 
 # --------------------------------------------------------------------------- one call
 
 
+def _profiling_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    sampler = meta.get("sampler")
+    if sampler and sampler.get("wall_s"):
+        sampler = {**sampler, "cpu_pct_of_one_core": 100 * sampler["cpu_s"] / sampler["wall_s"]}
+    return {
+        "plugins": meta.get("plugins"),
+        "sample_interval_s": meta.get("sample_interval_s"),
+        "sampler": sampler,
+    }
+
+
+def _analyses(
+    names: list[str] | None,
+    spans: Sequence[SpanRecord],
+    samples: Sequence[Sample],
+    run_dir: Path,
+    summary: dict[str, Any],
+) -> tuple[dict[str, Any], list[str]]:
+    """Run the analysis plugins the run used (all installed ones for an older run)."""
+    import logging
+
+    from simai.profiling.protocols import AnalysisPlugin, FinishedRun
+    from simai.profiling.registry import get_plugin, list_plugins
+
+    finished = FinishedRun(spans=spans, samples=samples, run_dir=run_dir, summary=summary)
+    out: dict[str, Any] = {}
+    notes: list[str] = []
+    for name in list_plugins() if names is None else names:
+        try:
+            plugin = get_plugin(name)
+            if not isinstance(plugin, AnalysisPlugin):
+                continue
+            result = plugin.analyse(finished)
+        except Exception as exc:  # one broken plugin does not cost the run its summary
+            logging.getLogger("simai.profiling").warning(
+                "profiling plugin %r failed in analyse: %s", name, exc
+            )
+            notes.append(f"plugin {name}: analyse failed ({type(exc).__name__}: {exc})")
+            continue
+        if result is not None:
+            out[name] = result.to_dict()
+    return out, notes
+
+
 def export_run(
     source: str | os.PathLike[str],
     out_dir: str | os.PathLike[str] | None = None,
@@ -298,21 +418,26 @@ def export_run(
     out = Path(out_dir) if out_dir is not None else (source if source.is_dir() else source.parent)
     out.mkdir(parents=True, exist_ok=True)
 
-    bandwidth = None
-    meta = (source if source.is_dir() else source.parent) / "run.json"
-    if meta.is_file():
+    run_dir = source if source.is_dir() else source.parent
+    meta: dict[str, Any] = {}
+    if (run_dir / "run.json").is_file():
         try:
-            bandwidth = json.loads(meta.read_text()).get("copy_bandwidth_mbps")
+            meta = json.loads((run_dir / "run.json").read_text())
         except json.JSONDecodeError:
-            pass
+            meta = {}
+    bandwidth = meta.get("copy_bandwidth_mbps")
+    samples = load_samples(run_dir)
 
     written: dict[str, Path] = {}
     trace_path = out / "trace.json"
     if trace_path.resolve() != source.resolve():
-        written["trace"] = write_chrome_trace(spans, trace_path)
+        written["trace"] = write_chrome_trace(spans, trace_path, samples)
     else:
         written["trace"] = trace_path
-    summary = summarize(spans, bandwidth)
+    summary = summarize(spans, bandwidth, samples)
+    summary["profiling"] = _profiling_meta(meta)
+    summary["analyses"], notes = _analyses(meta.get("plugins"), spans, samples, run_dir, summary)
+    summary["notes"] = [*meta.get("notes", []), *notes]
     written["summary_json"] = write_summary_json(summary, out / "summary.json")
     written["summary_csv"] = write_summary_csv(summary, out / "summary.csv")
 

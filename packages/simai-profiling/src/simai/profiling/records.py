@@ -15,7 +15,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SpanRecord", "load_spans"]
+__all__ = ["SCHEMA_VERSION", "Sample", "SpanRecord", "load_samples", "load_spans"]
+
+# The format of the files simai.profiling writes into a run directory (trace.json,
+# summary.json), stored in each as ``schema_version``: bumped when a field is renamed,
+# removed or changes meaning, so a reader can tell runs of different simai versions
+# apart. Files written before versioning carry none.
+SCHEMA_VERSION = 1
 
 
 @dataclass
@@ -146,3 +152,45 @@ def _read_chrome_trace(path: Path) -> Iterable[SpanRecord]:
                 "written by simai.profiling.write_chrome_trace can be read back"
             )
         yield SpanRecord.from_dict(span)
+
+
+@dataclass
+class Sample:
+    """One measured value of a sampling plugin. ``time_ns`` is epoch nanoseconds (the
+    spans' clock), set when the sampler collects it; ``unit`` as in OpenTelemetry
+    (``%``, ``By``)."""
+
+    name: str
+    value: float
+    attributes: dict[str, Any] = field(default_factory=dict)
+    time_ns: int = 0
+    unit: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_samples(source: str | os.PathLike[str]) -> list[Sample]:
+    """Every sample of a run directory (``metrics/*.jsonl``), sorted by time."""
+    path = Path(source)
+    directory = path if path.name == "metrics" else path / "metrics"
+    out = []
+    if directory.is_dir():
+        for f in sorted(directory.glob("*.jsonl")):
+            with f.open() as fh:
+                for line in fh:
+                    try:
+                        d = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue  # a truncated last line of a killed process
+                    out.append(
+                        Sample(
+                            d["name"],
+                            float(d["value"]),
+                            d.get("attributes") or {},
+                            int(d["time_ns"]),
+                            d.get("unit", ""),
+                        )
+                    )
+    out.sort(key=lambda s: s.time_ns)
+    return out

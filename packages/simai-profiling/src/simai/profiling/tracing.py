@@ -7,7 +7,8 @@ How one trace is formed:
   spans from thread-pool workers, which do not inherit context, still join the tree.
 * It exports ``SIMAI_PROFILING_DIR``, ``SIMAI_PROFILING_TRACEPARENT`` (W3C) and
   ``OTEL_PYTHON_TRACER_PROVIDER=simai``. The last one is opentelemetry-api's own hook: a
-  child process (spawned, forkserver, ``mpiexec`` rank, Dask/Ray worker started later)
+  child process (spawned, forkserver, ``mpiexec`` rank, a Dask worker started later;
+  a Ray worker too, though Ray skips its exit hooks so it must flush itself)
   whose code merely calls ``trace.get_tracer(...)`` loads our provider through the
   ``opentelemetry_tracer_provider`` entry point, configured from those variables. No
   simai layer has to import this package.
@@ -39,6 +40,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler, SamplingResult
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from simai.profiling._node import ENV_SAMPLE
 
 __all__ = [
     "ENV_DIR",
@@ -313,14 +316,15 @@ def _sinks(run_dir: Path, service: str, otlp_endpoint: str | None) -> tuple[Span
 
 
 def _otlp_exporter(endpoint: str) -> SpanExporter:
-    try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    except ImportError as exc:
-        raise ImportError(
-            "opentelemetry-exporter-otlp is required for the OTLP exporter: "
-            "pip install 'simai-profiling[otlp]'"
-        ) from exc
-    return OTLPSpanExporter(endpoint=endpoint)
+    from simai.profiling._deps import require
+
+    otlp = require(
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        "otlp",
+        "the OTLP exporter",
+        package="opentelemetry-exporter-otlp",
+    )
+    return otlp.OTLPSpanExporter(endpoint=endpoint)
 
 
 def _attach_from_env(processor: _RunSpanProcessor) -> bool:
@@ -336,7 +340,126 @@ def _attach_from_env(processor: _RunSpanProcessor) -> bool:
         sinks = _sinks(Path(run_dir), service, os.environ.get(ENV_OTLP))
         processor.activate(Path(run_dir), sinks, root if root.is_valid else None)
     _register_child_flush()
+    try:
+        _sample_this_node(Path(run_dir), service)
+    except Exception as exc:  # a child's spans matter more than its node's samples
+        import logging
+
+        logging.getLogger("simai.profiling").warning("node sampler not started: %s", exc)
     return True
+
+
+def _sample_this_node(run_dir: Path, service: str) -> None:
+    """On a node the run's driver is not on, the first process of the run samples it."""
+    from simai.profiling._node import claim_node, resolve_interval
+
+    try:
+        interval = resolve_interval(None)
+    except ValueError:
+        return  # the driver already refused this setting
+    trace_id = os.environ.get(ENV_TRACEPARENT, "").split("-")
+    if interval <= 0 or len(trace_id) != 4 or not run_dir.is_dir():
+        return
+    if not claim_node(run_dir, trace_id[1]):
+        return
+    hooks = _Hooks(run_dir, service, interval, None, sampling_only=True)
+    # Ranks on this node are siblings under the launcher's proxy, not our children.
+    hooks.start(_NodeRun(run_dir, os.getppid() if detect_rank() is not None else None))
+    atexit.register(hooks.stop, None)
+
+
+class _NodeRun:
+    def __init__(self, run_dir: Path, sampler_root_pid: int | None) -> None:
+        self.run_dir = run_dir
+        self.sampler_root_pid = sampler_root_pid
+
+
+class _Hooks:
+    """The run's plugins and its node sampler (see simai.profiling.protocols)."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        service: str,
+        interval: float,
+        plugins: str | Sequence[str] | None,
+        sampling_only: bool = False,
+    ) -> None:
+        from simai.profiling.registry import get_plugin, resolve_plugins
+
+        self.run_dir = run_dir
+        self.service = service
+        self.interval = interval
+        self.names = resolve_plugins(
+            plugins if plugins is None or isinstance(plugins, str) else list(plugins)
+        )
+        self.notes: list[str] = []
+        self.plugins: list[Any] = []
+        self.sampler: Any = None
+        self.sampling_only = sampling_only
+        for name in self.names:
+            try:
+                self.plugins.append(get_plugin(name))
+            except Exception as exc:
+                self._failed(name, "load", exc)
+
+    def _failed(self, name: str, hook: str, exc: BaseException) -> None:
+        import logging
+
+        logging.getLogger("simai.profiling").warning(
+            "profiling plugin %r failed in %s: %s", name, hook, exc
+        )
+        self.notes.append(f"plugin {name}: {hook} failed ({type(exc).__name__}: {exc})")
+
+    def start(self, run: Any) -> None:
+        from simai.profiling.protocols import SamplingPlugin
+
+        started = []
+        for plugin in self.plugins:
+            if self.sampling_only and not isinstance(plugin, SamplingPlugin):
+                continue
+            try:
+                plugin.start(run)
+                started.append(plugin)
+            except Exception as exc:
+                self._failed(plugin.name, "start", exc)
+        self.plugins = started
+        samplers = [p for p in started if isinstance(p, SamplingPlugin)]
+        if self.interval > 0 and samplers:
+            from simai.profiling.sampler import NodeSampler
+
+            try:
+                self.sampler = NodeSampler(self.run_dir, samplers, self.interval, self.service)
+            except OSError as exc:  # e.g. a metrics folder we may not write: spans go on
+                self._failed("sampler", "start", exc)
+            else:
+                self.sampler.start()
+        elif self.interval <= 0:
+            self.notes.append("resources: not sampled (sampling off)")
+
+    def stop(self, run: Any) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+            for name, error in self.sampler.errors.items():
+                self.notes.append(f"plugin {name}: sample failed ({error})")
+        for plugin in self.plugins:
+            try:
+                plugin.stop(run)
+            except Exception as exc:
+                self._failed(plugin.name, "stop", exc)
+            if note := getattr(plugin, "note", None):
+                self.notes.append(note)
+
+    def meta(self) -> dict[str, Any]:
+        sampler = self.sampler
+        return {
+            "plugins": self.names,
+            "sample_interval_s": self.interval,
+            "sampler": None
+            if sampler is None
+            else {"ticks": sampler.ticks, "cpu_s": sampler.cpu_s, "wall_s": sampler.wall_s},
+            "notes": self.notes,
+        }
 
 
 def _flush_provider() -> None:
@@ -413,6 +536,7 @@ class Run:
         self._saved_env: dict[str, str | None] = {}
         self._ended = False
         self._pid = os.getpid()
+        self._hooks: _Hooks | None = None
 
     @property
     def spans_dir(self) -> Path:
@@ -441,6 +565,8 @@ class Run:
         if self._ended or os.getpid() != self._pid:
             return
         self._ended = True
+        if self._hooks is not None:
+            self._hooks.stop(self)
         if error is not None:
             self.root_span.record_exception(error)
             self.root_span.set_status(trace.Status(trace.StatusCode.ERROR, str(error)))
@@ -486,6 +612,8 @@ def start_run(
     otlp_endpoint: str | None = None,
     root_span_name: str = "run",
     propagate: bool = True,
+    sample_interval: float | bool | None = None,
+    plugins: str | Sequence[str] | None = None,
 ) -> Run:
     """Start recording a run into ``run_dir`` and open its root span.
 
@@ -493,13 +621,18 @@ def start_run(
         run_dir: created if missing; spans go to ``run_dir/spans/<host>-<pid>.jsonl`` and
             the run's metadata to ``run_dir/run.json``.
         service_name: OpenTelemetry ``service.name`` of every process of the run.
-        copy_bandwidth: ``True`` measures the node's ``np.copyto`` bandwidth now (about
-            a second; the summary's speed-of-light reference), a number gives it in
-            MB/s, ``False`` skips it.
+        copy_bandwidth: ``True`` measures the node's ``np.copyto`` bandwidth now (a
+            fraction of a second, see :func:`measure_copy_bandwidth`; the summary's
+            speed-of-light reference), a number gives it in MB/s, ``False`` skips it.
         otlp_endpoint: also send spans to this OTLP/HTTP collector (extra ``otlp``).
         root_span_name: name of the root span every parentless span is parented to.
         propagate: export the environment variables through which child processes and
             MPI ranks join the run (see the module docstring).
+        sample_interval: seconds between resource samples (default ``None``: the
+            ``SIMAI_PROFILING_SAMPLE`` variable, else 0.5); ``0`` or ``False`` turns the
+            sampler off.
+        plugins: profiling plugins to use, by name (default ``None``: the
+            ``SIMAI_PROFILING_PLUGINS`` variable, else every installed plugin).
 
     Only one run is active per process; starting another ends the previous one.
     """
@@ -507,6 +640,8 @@ def start_run(
     if _CURRENT is not None:
         _CURRENT.end()
     run_dir = Path(run_dir).resolve()
+    interval = _resolve_interval(sample_interval)
+    hooks = _Hooks(run_dir, service_name, interval, plugins)  # unknown names fail here
     (run_dir / "spans").mkdir(parents=True, exist_ok=True)
     if otlp_endpoint:
         _otlp_exporter(otlp_endpoint).shutdown()  # fail now, before anything runs, if missing
@@ -538,12 +673,25 @@ def start_run(
         # A foreign provider's tracers do not know our root: make it current here.
         run._context_token = otel_context.attach(trace.set_span_in_context(root))
     if propagate:
-        for key, value in run.env.items():
+        env = {**run.env, ENV_SAMPLE: repr(interval)}
+        for key, value in env.items():
             run._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
+    if interval > 0:
+        from simai.profiling._node import claim_node
+
+        claim_node(run_dir, run.trace_id)  # children on this node leave it to us
+    run._hooks = hooks
+    hooks.start(run)
     _write_run_json(run)
     _CURRENT = run
     return run
+
+
+def _resolve_interval(value: float | bool | None) -> float:
+    from simai.profiling._node import resolve_interval
+
+    return resolve_interval(value)
 
 
 def _write_run_json(run: Run, end_ns: int | None = None) -> None:
@@ -562,6 +710,8 @@ def _write_run_json(run: Run, end_ns: int | None = None) -> None:
             "start_ns": getattr(run.root_span, "start_time", None) or time.time_ns(),
             "copy_bandwidth_mbps": run.copy_bandwidth_mbps,
         }
+    if run._hooks is not None:
+        meta.update(run._hooks.meta())
     if end_ns is not None:
         meta["end_ns"] = end_ns
     path.write_text(json.dumps(meta, indent=2))

@@ -35,15 +35,27 @@ def throughput(arrays: int, nbytes: int, seconds: float) -> dict[str, float]:
     return {"arrays_per_s": arrays / seconds, "MB_per_s": nbytes / 1e6 / seconds}
 
 
-def emulation_error(report: Any) -> dict[str, float]:
-    """|achieved - target| / target of the emulated steps, in percent (median and p95)."""
+def emulation_error(report: Any) -> dict[str, Any]:
+    """The emulated steps' error as their caller saw it (entry to return), in percent:
+    |achieved - target| / target median, p95 and max, the mean signed error, the
+    distribution distance of a histogram replay (the key names the KS variant), and a
+    one-line ``emulation_error_oversubscribed`` note when the machine looked oversubscribed."""
     if report is None or not getattr(report, "count", 0):
         return {}
-    out = {}
-    for key in ("median", "p95"):
+    out: dict[str, Any] = {}
+    for key in ("median", "p95", "max", "mean_signed"):
         value = getattr(report, key, float("nan"))
         if not math.isnan(value):
             out[f"emulation_error_{key}_pct"] = 100.0 * value
+    ks = getattr(report, "ks", None)
+    if ks is not None:
+        if report.ks_method == "discrete":
+            out["emulation_ks_nearest_value"] = ks
+        else:
+            out["emulation_ks_two_sample"] = ks
+            out["emulation_ks_critical_1pct"] = report.ks_critical
+    if getattr(report, "oversubscribed", None):
+        out["emulation_error_oversubscribed"] = report.oversubscribed
     return out
 
 

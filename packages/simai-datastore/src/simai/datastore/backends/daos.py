@@ -9,26 +9,17 @@ its documented API.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from simai.datastore._keys import validate_key
 from simai.datastore.backends.filesystem import DirectoryServer, FilesystemTransport
 from simai.datastore.config import DaosConfig
+from simai.datastore.registry import require
 from simai.datastore.serialize import Buffer, Parts, join_parts
 
 __all__ = ["DaosKVTransport", "DaosPosixTransport", "DaosServer", "DaosTransport"]
-
-
-def _import_pydaos():
-    try:
-        import pydaos
-    except ImportError as exc:
-        raise ImportError(
-            "pydaos is required for the daos backend in 'kv' mode; it ships with DAOS "
-            "(module load daos, or install DAOS' python bindings). 'posix' mode needs only a dfuse mount."
-        ) from exc
-    return pydaos
 
 
 class DaosPosixTransport(FilesystemTransport):
@@ -41,16 +32,37 @@ class DaosKVTransport:
     Config = DaosConfig
 
     def __init__(self, config: DaosConfig):
-        pydaos = _import_pydaos()
+        pydaos = require(
+            "pydaos",
+            "daos",
+            "in 'kv' mode it comes with DAOS itself, not from pip (module load daos, or "
+            "install DAOS' python bindings); 'posix' mode needs only a dfuse mount",
+        )
         self._cfg = config
         self._cont = pydaos.DCont(config.pool, config.container)
-        try:
-            self._kv = self._cont.get(config.kv_object)
-        except pydaos.DObjNotFound:
-            self._kv = self._cont.dict(config.kv_object)
+        self._kv = self._open(pydaos, config.kv_object)
+        # Ownership index: a second object whose keys are "<owner>\0<key>" (NUL is
+        # never in a name, so the split is unambiguous).
+        self._index = self._open(pydaos, f"{config.kv_object}.owners")
+        self._recorded: set[tuple[str, str]] = set()
 
-    def put(self, key: str, value: Parts) -> None:
-        self._kv.put(validate_key(key), join_parts(value))
+    def _open(self, pydaos: Any, name: str) -> Any:
+        try:
+            return self._cont.get(name)
+        except pydaos.DObjNotFound:
+            return self._cont.dict(name)
+
+    def _record(self, owner: str, keys: Sequence[str]) -> None:
+        new = {f"{owner}\0{k}": b"" for k in keys if (owner, k) not in self._recorded}
+        if new:
+            self._index.bput(new)
+            self._recorded.update((owner, k) for k in keys)
+
+    def put(self, key: str, value: Parts, owner: str = "") -> None:
+        validate_key(key)
+        if owner:
+            self._record(owner, [key])
+        self._kv.put(key, join_parts(value))
 
     def get(self, key: str) -> Buffer | None:
         try:
@@ -67,8 +79,11 @@ class DaosKVTransport:
         except KeyError:
             pass
 
-    def put_many(self, items: Mapping[str, Parts]) -> None:
-        self._kv.bput({validate_key(k): join_parts(v) for k, v in items.items()})
+    def put_many(self, items: Mapping[str, Parts], owner: str = "") -> None:
+        keys = [validate_key(k) for k in items]
+        if owner:
+            self._record(owner, keys)
+        self._kv.bput({k: join_parts(v) for k, v in items.items()})
 
     def get_many(self, keys: Sequence[str]) -> list[Buffer | None]:
         found = self._kv.bget({validate_key(k): None for k in keys})
@@ -77,9 +92,25 @@ class DaosKVTransport:
     def keys(self, prefix: str = "") -> list[str]:
         return sorted(k for k in self._kv if isinstance(k, str) and k.startswith(prefix))
 
-    def clear(self) -> None:
-        for k in list(self._kv):
-            self.delete(k)
+    def clear(self, owner: str | None = None) -> None:
+        """``None``: every key. An owner: the keys it wrote that no other owner
+        wrote too (such a key goes with the last of their ``clear``)."""
+        if owner is None:
+            for k in list(self._kv):
+                self.delete(k)
+            for k in list(self._index):
+                self._index.pop(k)
+            self._recorded.clear()
+            return
+        entries = [e.split("\0", 1) for e in list(self._index) if "\0" in e]
+        mine = {k for o, k in entries if o == owner}
+        shared = {k for o, k in entries if o != owner}
+        for k in mine:
+            if k not in shared:
+                self.delete(k)
+            with contextlib.suppress(KeyError):
+                self._index.pop(f"{owner}\0{k}")
+        self._recorded = {r for r in self._recorded if r[0] != owner}
 
     def close(self) -> None:
         pass

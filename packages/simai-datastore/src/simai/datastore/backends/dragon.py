@@ -8,25 +8,22 @@ Dragon's default cloudpickle path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
+from simai.datastore._batch import OneByOne
 from simai.datastore._keys import validate_key
 from simai.datastore.config import DragonConfig
 from simai.datastore.errors import BackendUnavailableError
+from simai.datastore.registry import require
 from simai.datastore.serialize import Buffer, Parts, join_parts
 
 __all__ = ["DragonServer", "DragonTransport"]
 
+_OWNER = "\x00w\x00"
+
 
 def _import_ddict():
-    try:
-        from dragon.data.ddict import DDict
-    except ImportError as exc:
-        raise ImportError(
-            "dragonhpc is required for the dragon datastore backend: pip install 'simai-datastore[dragon]'"
-        ) from exc
-    return DDict
+    return require("dragon.data.ddict", "dragon", "pip install 'simai-datastore[dragon]'").DDict
 
 
 class _RawValue:
@@ -57,7 +54,7 @@ def _runtime_hint(exc: Exception) -> BackendUnavailableError:
     )
 
 
-class DragonTransport:
+class DragonTransport(OneByOne):
     backend = "dragon"
     Config = DragonConfig
 
@@ -75,8 +72,21 @@ class DragonTransport:
         self._attached = dd
         self._dd = dd.pickler(key_pickler=_Utf8Key(), value_pickler=_RawValue())
 
-    def put(self, key: str, value: Parts) -> None:
-        self._dd[validate_key(key)] = value
+    # Ownership: "\0w\0<owner>\0<key>" records that <owner> wrote <key> (user keys
+    # cannot contain NUL: the key is what follows the last NUL). It is written before
+    # the value, so a clear(owner) racing with a write never misses a key that owner
+    # made visible. A key goes with the clear() of the last of the stores that wrote it.
+    def put(self, key: str, value: Parts, owner: str = "") -> None:
+        validate_key(key)
+        if owner:
+            self._dd[f"{_OWNER}{owner}\x00{key}"] = [b"1"]
+        self._dd[key] = value
+
+    def _pop(self, key: str) -> Buffer | None:
+        try:
+            return self._dd.pop(key)
+        except KeyError:
+            return None
 
     def get(self, key: str) -> Buffer | None:
         try:
@@ -88,24 +98,32 @@ class DragonTransport:
         return validate_key(key) in self._dd
 
     def delete(self, key: str) -> None:
-        try:
-            self._dd.pop(validate_key(key))
-        except KeyError:
-            pass
-
-    def put_many(self, items: Mapping[str, Parts]) -> None:
-        for k, v in items.items():
-            self.put(k, v)
-
-    def get_many(self, keys: Sequence[str]) -> list[Buffer | None]:
-        return [self.get(k) for k in keys]
+        self._pop(validate_key(key))
 
     def keys(self, prefix: str = "") -> list[str]:
         keys = self._dd.keys()  # a DDict keys view: one round trip to every manager
-        return sorted(k for k in keys if isinstance(k, str) and k.startswith(prefix))
+        return sorted(
+            k for k in keys if isinstance(k, str) and k.startswith(prefix) and "\x00" not in k
+        )
 
-    def clear(self) -> None:
-        self._dd.clear()
+    def clear(self, owner: str | None = None) -> None:
+        if owner is None:
+            self._dd.clear()
+            return
+        prefix = f"{_OWNER}{owner}\x00"
+        mine: list[str] = []
+        others: set[str] = set()  # keys another store wrote too
+        for rec in list(self._dd.keys()):
+            if isinstance(rec, str) and rec.startswith(_OWNER):
+                key = rec.rsplit("\x00", 1)[1]
+                if rec.startswith(prefix) and "\x00" not in rec[len(prefix) :]:
+                    mine.append(key)
+                else:
+                    others.add(key)
+        for key in mine:
+            self._pop(prefix + key)
+            if key not in others:
+                self._pop(key)
 
     def close(self) -> None:
         try:

@@ -3,64 +3,76 @@
 from __future__ import annotations
 
 import queue
+import tempfile
 import threading
-from concurrent.futures import Executor, Future
+from concurrent.futures import CancelledError, Executor, Future
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simai.orchestrator.executors._missing import require
-
-
-async def _relay(dfut, out: Future, outbox: queue.SimpleQueue) -> None:
-    """Fetch the result inside the client's event loop, settle the Future off it."""
-    try:
-        outbox.put((out, True, await dfut._result()))
-    except BaseException as exc:
-        outbox.put((out, False, exc))
+from simai.orchestrator.executors.process import _call_pickled
 
 
 def _settle_outbox(outbox: queue.SimpleQueue) -> None:
-    # Callbacks of settled futures (the orchestrator's and the user's) may block or call
-    # Dask's synchronous API, which must never happen on the event loop: run them here.
+    # Completion callbacks (the orchestrator's and the user's) may block or call Dask's
+    # synchronous API, which must never happen on the client's event loop, where Dask's
+    # ClientExecutor settles its Futures: copy each outcome here, on this thread.
     while (item := outbox.get()) is not None:
-        out, ok, value = item
+        out, inner = item
         if not out.set_running_or_notify_cancel():
             continue
-        if ok:
-            out.set_result(value)
+        if inner.cancelled():
+            out.set_exception(CancelledError("the Dask task was cancelled"))
+        elif (exc := inner.exception()) is not None:
+            out.set_exception(exc)
         else:
-            out.set_exception(value)
-
-
-def _run_after(fn, args, kwargs, *_done):
-    # ``_done`` are the dependencies' results: Dask passes them once they exist, which is
-    # the point; the component does not see them.
-    return fn(*args, **kwargs)
+            out.set_result(inner.result())
 
 
 class DaskExecutor(Executor):
-    """Submits through a ``distributed.Client``; closes only the cluster it started."""
+    """Dask's own ``concurrent.futures`` adapter (``Client.get_executor()``), with its
+    Futures settled off the event loop; closes only the cluster it started.
+
+    Cancelling a returned Future cancels the Dask task (Dask forgets it; a Python
+    function already running in a worker thread runs on until the worker stops).
+    """
 
     def __init__(self, config: DaskConfig):
         dask = require("dask", "dask", "dask")
         distributed = require("distributed", "dask", "dask")
         self._cluster = None
+        self._scratch = None
         # Worker loss is retried by the orchestrator (WorkflowComponent.retries), so Dask's
         # own re-runs are off by default: a killed worker fails the component at once.
-        with dask.config.set({"distributed.scheduler.allowed-failures": config.allowed_failures}):
-            if config.address:
+        settings = {"distributed.scheduler.allowed-failures": config.allowed_failures}
+        if not (config.address or config.scheduler_file):
+            self._scratch = tempfile.TemporaryDirectory(prefix="simai-dask-")
+            settings["temporary-directory"] = self._scratch.name
+        with dask.config.set(settings):
+            if config.scheduler_file:
+                self.client = distributed.Client(
+                    scheduler_file=config.scheduler_file, timeout=config.connect_timeout
+                )
+            elif config.address:
                 self.client = distributed.Client(config.address, timeout=config.connect_timeout)
             else:
+                # Every server of the cluster on loopback; the HTTP servers (dashboard and
+                # /health of scheduler and workers) on ephemeral ports; the workers' scratch
+                # space private to this run and removed with it.
                 self._cluster = distributed.LocalCluster(
+                    local_directory=self._scratch.name,
                     n_workers=config.max_workers,
                     threads_per_worker=config.threads_per_worker,
                     processes=config.processes,
                     host="127.0.0.1",
-                    dashboard_address="127.0.0.1:0" if config.dashboard else None,
+                    dashboard_address="127.0.0.1:0",
+                    worker_dashboard_address="127.0.0.1:0",
+                    scheduler_kwargs={"dashboard": config.dashboard},
                     memory_limit=config.memory_limit,
                     silence_logs=config.silence_logs,
                 )
                 self.client = distributed.Client(self._cluster)
+        self._pool = self.client.get_executor(pure=False)
         self._lock = threading.Lock()
         self._closed = False
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -69,43 +81,34 @@ class DaskExecutor(Executor):
         )
         self._settler.start()
 
+    def places_tasks(self) -> bool:
+        """`PlacesTasks`: the engine's workers are the slots of local components."""
+        return True
+
     def submit(self, fn, /, *args, **kwargs) -> Future:
-        return self._submit(fn, args, kwargs, ())
+        import cloudpickle
 
-    def submit_after(self, fn, /, *args, after=(), **kwargs) -> Future:
-        """`EngineDependencies`: the Dask scheduler starts ``fn`` when ``after`` are done."""
-        deps = tuple(f._simai_engine_future for f in after)
-        return self._submit(fn, args, kwargs, deps)
-
-    def _submit(self, fn, args, kwargs, deps) -> Future:
         if self._closed:
             raise RuntimeError("cannot submit after shutdown")
+        # A cloudpickle payload: functions of files loaded by path (workflow files'
+        # ``tasks.py:fn``) go by value; Dask's pickler would import them by name.
+        inner = self._pool.submit(_call_pickled, cloudpickle.dumps((fn, args, kwargs)))
         out: Future = Future()
-        if deps:
-            dfut = self.client.submit(_run_after, fn, args, kwargs, *deps, pure=False)
-        else:
-            dfut = self.client.submit(fn, *args, pure=False, **kwargs)
-        out._simai_engine_future = dfut  # type: ignore[attr-defined]
-
-        # Await the result inside the client's event loop, then hand it to one settling
-        # thread: fewer hops than Future.add_done_callback + result() (loop -> callback
-        # thread -> loop again for the gather -> callback thread).
-        self.client.loop.add_callback(_relay, dfut, out, self._outbox)
+        out.add_done_callback(lambda f: f.cancelled() and inner.cancel())
+        inner.add_done_callback(lambda f: self._outbox.put((out, f)))
         return out
-
-    def cancel_running(self, fut: Future) -> None:
-        dfut = getattr(fut, "_simai_engine_future", None)
-        if dfut is not None:
-            dfut.cancel()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+        self._pool.shutdown(wait=wait and not cancel_futures)
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+        if self._scratch is not None:
+            self._scratch.cleanup()
         self._outbox.put(None)
 
 
@@ -116,6 +119,11 @@ class DaskConfig(BaseModel):
     address: str | None = Field(
         default=None, description="existing scheduler, e.g. tcp://127.0.0.1:8786"
     )
+    scheduler_file: str | None = Field(
+        default=None,
+        description="existing scheduler's file (dask scheduler --scheduler-file PATH), as "
+        "job scripts share it on a common file system; instead of address",
+    )
     max_workers: int | None = Field(default=2, ge=1, description="LocalCluster workers")
     threads_per_worker: int = Field(default=1, ge=1)
     processes: bool = True
@@ -124,6 +132,12 @@ class DaskConfig(BaseModel):
     allowed_failures: int = Field(default=0, ge=0)
     silence_logs: int = 50  # logging.CRITICAL: failures are reported by the orchestrator
     connect_timeout: str = "30s"
+
+    @model_validator(mode="after")
+    def _one_scheduler(self) -> DaskConfig:
+        if self.address and self.scheduler_file:
+            raise ValueError("give address or scheduler_file, not both")
+        return self
 
     def get_executor(self) -> DaskExecutor:
         return DaskExecutor(self)

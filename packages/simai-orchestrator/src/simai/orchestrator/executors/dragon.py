@@ -32,6 +32,10 @@ class DragonExecutor(Executor):
         self._lock = threading.Lock()
         self._closed = False
 
+    def places_tasks(self) -> bool:
+        """`PlacesTasks`: the engine's workers are the slots of local components."""
+        return True
+
     def submit(self, fn, /, *args, **kwargs) -> Future:
         import cloudpickle
 

@@ -8,22 +8,23 @@ import sys
 import tempfile
 import threading
 from concurrent.futures import Executor, Future
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simai.orchestrator.executors._missing import require
-
-
-def _run_after(fn, args, kwargs, *_done):
-    # ``_done`` are the dependencies' results: the DataFlowKernel passes them once they
-    # exist, which is the point; the component does not see them.
-    return fn(*args, **kwargs)
 
 
 class ParslExecutor(Executor):
     """A private Parsl DataFlowKernel (not the global ``parsl.load``) behind ``submit``."""
 
-    def __init__(self, parsl_executor, run_dir: str | None, cloudpickle_calls: bool = False):
+    def __init__(
+        self,
+        parsl_executor,
+        run_dir: str | None,
+        cloudpickle_calls: bool = False,
+        places_tasks: bool = False,
+    ):
         require("parsl", "parsl", "parsl")
         from parsl import Config, DataFlowKernel
         from parsl.concurrent import ParslPoolExecutor
@@ -45,6 +46,12 @@ class ParslExecutor(Executor):
         self._lock = threading.Lock()
         self._closed = False
         self._cloudpickle = cloudpickle_calls
+        self._places_tasks = places_tasks
+
+    def places_tasks(self) -> bool:
+        """`PlacesTasks`: true for HTEX (its own workers, on any node), false for the
+        thread pool Parsl runs inside this process."""
+        return self._places_tasks
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
         if self._closed:
@@ -67,32 +74,6 @@ class ParslExecutor(Executor):
         self._dfk.cleanup()
         if self._tmp is not None:
             self._tmp.cleanup()
-
-
-class ParslRemoteExecutor(ParslExecutor):
-    """Parsl with worker processes (htex): also starts dependents inside the DFK.
-
-    Only here: with ``parsl-local`` the DataFlowKernel runs in the orchestrator's own
-    process, so there is no round trip to save and resolving dependencies twice (in the
-    DFK and in the orchestrator) measured slower (111 vs 85 µs per hop).
-    """
-
-    def submit_after(self, fn, /, *args, after=(), **kwargs) -> Future:
-        """`EngineDependencies`: the DataFlowKernel starts ``fn`` when ``after`` are done.
-
-        ``after`` are the AppFutures this executor returned; Parsl treats Futures among
-        an app's arguments as its dependencies.
-        """
-        if self._closed:
-            raise RuntimeError("cannot submit after shutdown")
-        if self._cloudpickle:
-            import cloudpickle
-
-            from simai.orchestrator.executors.process import _call_pickled
-
-            payload = (cloudpickle.dumps((fn, args, kwargs)),)
-            return self._pool.submit(_run_after, _call_pickled, payload, {}, *after)
-        return self._pool.submit(_run_after, fn, args, kwargs, *after)
 
 
 class ParslLocalConfig(BaseModel):
@@ -124,11 +105,71 @@ class ParslHtexConfig(BaseModel):
     )
     heartbeat_threshold: int = Field(default=10, ge=2)
     run_dir: str | None = None
+    # Where the worker pools run: this node (local) or blocks of batch jobs.
+    provider: Literal["local", "slurm", "pbspro"] = Field(
+        default="local", description="local (this node), slurm or pbspro (blocks are batch jobs)"
+    )
+    provider_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keywords of the Parsl provider: account, queue/partition, walltime, "
+        "nodes_per_block, scheduler_options, worker_init, ...",
+    )
+    launcher: Literal["single", "simple", "srun", "mpiexec"] | None = Field(
+        default=None,
+        description="how a block starts one worker pool per node; None: the provider's default",
+    )
+    init_blocks: int = Field(default=1, ge=0)
+    min_blocks: int = Field(default=1, ge=0)
+    max_blocks: int = Field(default=1, ge=1)
+    interface: str | None = Field(
+        default=None,
+        description="network interface whose address workers connect to (e.g. hsn0), "
+        "instead of address",
+    )
+
+    @model_validator(mode="after")
+    def _blocks(self) -> ParslHtexConfig:
+        if not self.min_blocks <= self.init_blocks <= self.max_blocks:
+            raise ValueError(
+                f"blocks: need min_blocks <= init_blocks <= max_blocks, got "
+                f"{self.min_blocks} <= {self.init_blocks} <= {self.max_blocks}"
+            )
+        return self
+
+    def _provider(self) -> Any:
+        import inspect
+
+        from parsl import launchers, providers
+
+        cls = {
+            "local": providers.LocalProvider,
+            "slurm": providers.SlurmProvider,
+            "pbspro": providers.PBSProProvider,
+        }[self.provider]
+        known = set(inspect.signature(cls).parameters)
+        unknown = sorted(set(self.provider_options) - known)
+        if unknown:
+            raise ValueError(
+                f"provider_options: {unknown} are not options of Parsl's {cls.__name__} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        in_blocks = sorted({"init_blocks", "min_blocks", "max_blocks"} & set(self.provider_options))
+        if in_blocks:
+            raise ValueError(f"provider_options: give {in_blocks} as parsl-htex options instead")
+        options = dict(self.provider_options)
+        if self.launcher is not None:
+            options["launcher"] = {
+                "single": launchers.SingleNodeLauncher,
+                "simple": launchers.SimpleLauncher,
+                "srun": launchers.SrunLauncher,
+                "mpiexec": launchers.MpiExecLauncher,
+            }[self.launcher]()
+        blocks = {"init_blocks": self.init_blocks, "min_blocks": self.min_blocks}
+        return cls(**blocks, max_blocks=self.max_blocks, **options)
 
     def get_executor(self) -> ParslExecutor:
         require("parsl", "parsl", "parsl-htex")
         from parsl.executors import HighThroughputExecutor
-        from parsl.providers import LocalProvider
 
         launch = {}
         bindir = os.path.dirname(sys.executable)
@@ -151,13 +192,22 @@ class ParslHtexConfig(BaseModel):
         htex = HighThroughputExecutor(
             **launch,
             label="simai-htex",
-            address=self.address,
+            address=_interface_address(self.interface) if self.interface else self.address,
             loopback_address="127.0.0.1",
             max_workers_per_node=self.max_workers,
             cores_per_worker=self.cores_per_worker,
             encrypted=self.encrypted,
             heartbeat_period=self.heartbeat_period,
             heartbeat_threshold=self.heartbeat_threshold,
-            provider=LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1),
+            provider=self._provider(),
         )
-        return ParslRemoteExecutor(htex, self.run_dir, cloudpickle_calls=True)
+        return ParslExecutor(htex, self.run_dir, cloudpickle_calls=True, places_tasks=True)
+
+
+def _interface_address(interface: str) -> str:
+    from parsl.addresses import address_by_interface
+
+    try:
+        return address_by_interface(interface)
+    except OSError as exc:
+        raise ValueError(f"interface {interface!r}: no address ({exc})") from None

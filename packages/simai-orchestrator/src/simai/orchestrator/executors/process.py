@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import sys
 import threading
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -12,12 +14,45 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from simai.orchestrator import _lifecycle
+
 
 def _call_pickled(payload: bytes):
     import pickle
 
     fn, args, kwargs = pickle.loads(payload)  # produced by our own submit() below
-    return fn(*args, **kwargs)
+    try:
+        with _lifecycle.worker_task():
+            return fn(*args, **kwargs)
+    except BaseException as exc:
+        raise _picklable(exc) from None
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives the trip back to the orchestrator, else a `RemoteError` with
+    its type name, message and traceback text (instead of the pool's PicklingError)."""
+    import pickle
+    import traceback
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        from simai.orchestrator.errors import RemoteError
+
+        name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        text = "".join(traceback.format_exception(exc))
+        return RemoteError(f"{name}: {exc}\n{text}", name, text)
+
+
+def _worker_processes(pool: ProcessPoolExecutor) -> list:
+    """The pool's worker processes.
+
+    Python < 3.14 has no public way to reach them (3.14 adds terminate_workers and
+    kill_workers); ``_processes`` is read here only, and tests/test_lifecycle_internals
+    fails loudly if an upgrade removes it.
+    """
+    return list(pool._processes.values())
 
 
 class CloudpickleProcessPool(Executor):
@@ -29,7 +64,12 @@ class CloudpickleProcessPool(Executor):
         mp_context=None,
         max_tasks_per_child: int | None = None,
     ):
-        self._kwargs = {"max_workers": max_workers, "mp_context": mp_context}
+        self._kwargs = {
+            "max_workers": max_workers,
+            "mp_context": mp_context,
+            "initializer": _lifecycle.init_worker,
+            "initargs": (os.getpid(),),
+        }
         if max_tasks_per_child is not None:
             self._kwargs["max_tasks_per_child"] = max_tasks_per_child
         self._lock = threading.Lock()
@@ -51,16 +91,16 @@ class CloudpickleProcessPool(Executor):
                 self._pool = ProcessPoolExecutor(**self._kwargs)
                 return self._pool.submit(_call_pickled, payload)
 
-    def terminate_workers(self) -> None:
-        """Kill the worker processes (used for components stuck past their timeout)."""
+    def terminate_workers(self, force: bool = False) -> None:
+        """`TerminatesWorkers`: SIGTERM (the worker ends its process groups) or SIGKILL."""
         with self._lock:
             pool = self._pool
-        if hasattr(pool, "terminate_workers"):  # Python >= 3.14
-            pool.terminate_workers()
+        if sys.version_info >= (3, 14):
+            (pool.kill_workers if force else pool.terminate_workers)()
             return
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        for proc in _worker_processes(pool):
             with contextlib.suppress(Exception):
-                proc.kill()
+                proc.kill() if force else proc.terminate()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
@@ -81,5 +121,9 @@ class ProcessPoolConfig(BaseModel):
     max_tasks_per_child: int | None = Field(default=None, ge=1)
 
     def get_executor(self) -> CloudpickleProcessPool:
+        if self.start_method != "fork":
+            from simai.orchestrator._main_guard import require_main_guard
+
+            require_main_guard(f"the process-pool executor ({self.start_method})")
         ctx = multiprocessing.get_context(self.start_method)
         return CloudpickleProcessPool(self.max_workers, ctx, self.max_tasks_per_child)

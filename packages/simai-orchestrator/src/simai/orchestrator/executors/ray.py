@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from concurrent.futures import Executor, Future
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from simai.orchestrator import _lifecycle
 from simai.orchestrator.executors._missing import require
-
-
-def _after(fn):
-    def run_after(n, *args_and_done, **kwargs):
-        # The trailing arguments are the dependencies' results, which Ray resolves (and
-        # so waits for) before the task starts; the component does not see them.
-        return fn(*args_and_done[:n], **kwargs)
-
-    return run_after
-
-
-def _bound(executable):
-    from simai.orchestrator._runner import run_task
-
-    def run_bound(spec):
-        # The component's callable was exported once with this function; the TaskSpec
-        # travels without it.
-        spec.executable = executable
-        return run_task(spec)
-
-    return run_bound
+from simai.orchestrator.executors.process import _call_pickled
 
 
 class RayExecutor(Executor):
@@ -58,80 +38,47 @@ class RayExecutor(Executor):
                     **kwargs,
                 )
             self._started = True
-        self._options = {"num_cpus": config.task_num_cpus, "max_retries": config.max_retries}
-        # Ray exports a remote function once; shipping ``fn`` as an argument instead would
-        # serialise it on every call (measured: ~0.3 ms per task). The orchestrator always
-        # submits the same runner, so this cache stays tiny.
-        self._remotes: dict = {}
-        self._seen: dict = {}
+            # Ray's dashboard and runtime-env agents survive a SIGKILL of this process.
+            _lifecycle.start_reaper()
+        # One remote function, exported once; each call travels as a cloudpickle payload,
+        # so functions of files loaded by path (workflow files' ``tasks.py:fn``) go by
+        # value, as on every other executor (Ray's own pickler imports them by name).
+        self._call = ray.remote(_call_pickled).options(
+            num_cpus=config.task_num_cpus, max_retries=config.max_retries
+        )
         self._lock = threading.Lock()
+        self._refs: dict[Future, object] = {}
         self._closed = False
 
-    def _remote(self, fn, after: bool):
-        remote = self._remotes.get((fn, after))
-        if remote is None:
-            if len(self._remotes) >= 256:
-                self._remotes.clear()
-            remote = self._ray.remote(_after(fn) if after else fn).options(**self._options)
-            self._remotes[(fn, after)] = remote
-        return remote
-
-    def _export(self, fn, args, after: bool):
-        """The remote function for ``fn(*args)``, and the arguments to send it.
-
-        A component's callable inside the orchestrator's TaskSpec would be pickled with
-        every task (by value for functions defined in ``__main__``: ~0.1-0.3 ms each).
-        From its second use on, it is exported with the remote function instead, once;
-        a callable seen once (a fresh lambda, say) keeps travelling with its task, since
-        exporting costs a round trip to Ray's control store.
-        """
-        from simai.orchestrator._runner import TaskSpec, run_task
-
-        if fn is run_task and len(args) == 1 and isinstance(args[0], TaskSpec):
-            exe = args[0].executable
-            try:
-                count = self._seen.get(exe, 0) + 1
-            except TypeError:  # unhashable callable
-                count = 0
-            if count >= 2 and callable(exe):
-                remote = self._remotes.get((exe, after, "bound"))
-                if remote is None:
-                    if len(self._remotes) >= 256:
-                        self._remotes.clear()
-                    target = _bound(exe)
-                    remote = self._ray.remote(_after(target) if after else target)
-                    remote = remote.options(**self._options)
-                    self._remotes[(exe, after, "bound")] = remote
-                return remote, (dataclasses.replace(args[0], executable=None),)
-            if count:
-                if len(self._seen) >= 1024:
-                    self._seen.clear()
-                self._seen[exe] = count
-        return self._remote(fn, after), args
+    def places_tasks(self) -> bool:
+        """`PlacesTasks`: the engine's workers are the slots of local components."""
+        return True
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
+        import cloudpickle
+
         if self._closed:
             raise RuntimeError("cannot submit after shutdown")
-        remote, args = self._export(fn, args, False)
-        return self._wrap(remote.remote(*args, **kwargs))
-
-    def submit_after(self, fn, /, *args, after=(), **kwargs) -> Future:
-        """`EngineDependencies`: Ray starts ``fn`` once the ObjectRefs in ``after`` exist."""
-        if self._closed:
-            raise RuntimeError("cannot submit after shutdown")
-        refs = [f._simai_engine_future for f in after]
-        remote, args = self._export(fn, args, True)
-        return self._wrap(remote.remote(len(args), *args, *refs, **kwargs))
-
-    def _wrap(self, ref) -> Future:
+        ref = self._call.remote(cloudpickle.dumps((fn, args, kwargs)))
         fut = ref.future()
-        fut._simai_engine_future = ref  # type: ignore[attr-defined]
+        with self._lock:
+            self._refs[fut] = ref
+        fut.add_done_callback(self._forget)
         return fut
 
-    def cancel_running(self, fut: Future) -> None:
-        ref = getattr(fut, "_simai_engine_future", None)
-        if ref is not None:
-            self._ray.cancel(ref, force=True)
+    def _forget(self, fut: Future) -> None:
+        with self._lock:
+            self._refs.pop(fut, None)
+
+    def cancel_running(self, futures) -> None:
+        """`CancelsRunning`: ``ray.cancel(force=True)`` ends the worker running each task."""
+        with self._lock:
+            refs = [self._refs[f] for f in futures if f in self._refs]
+        for ref in refs:
+            try:
+                self._ray.cancel(ref, force=True)
+            except Exception:  # already finished, or Ray is shutting down
+                pass
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
