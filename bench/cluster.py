@@ -8,8 +8,11 @@ at all (the launcher alone), so the ratio is the cost of per-node bookkeeping.
 Attached engines: a chain of dependent components through simai on a Dask scheduler that
 was started beforehand with workers on two virtual nodes (127.0.0.11, 127.0.0.12), attached
 through its scheduler file, against Dask's own chained ``client.submit(f, prev)`` on the
-same cluster. (Ray is not measured here: an attached Ray cluster listens on every
-interface, and this suite binds nothing outside 127.0.0.0/8.)
+same cluster; and the same chain on a Ray head started beforehand with ``ray start``
+(``--node-ip-address=127.0.0.1``, token authentication) and attached through ``address``,
+against Ray's own ``f.remote(prev_ref)`` chain on it. (Ray 2.60's GCS and raylet listen on
+every interface whatever the node address, as they do for a local ``ray.init``; the
+token keeps strangers out.)
 
     python bench/cluster.py [--quick] [--json out.json]
 """
@@ -17,7 +20,10 @@ interface, and this suite binds nothing outside 127.0.0.0/8.)
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -195,6 +201,95 @@ def attached_dask_hops(n_chain: int, rounds: int) -> list[Result]:
     ]
 
 
+def _noop(*_):
+    return None
+
+
+def attached_ray_hops(n_chain: int, rounds: int) -> list[Result]:
+    """Chain hop through simai vs Ray's own chained ``f.remote(prev)``, on a head started
+    beforehand with ``ray start`` and attached through ``address``."""
+    # The driver (this process) attaches with the token the head is started with; Ray
+    # reads its authentication settings once, when it is imported.
+    os.environ.update(
+        RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), RAY_USAGE_STATS_ENABLED="0"
+    )
+    try:
+        import ray
+    except ImportError as exc:
+        print(f"skipping attached ray: {exc}", file=sys.stderr)
+        return []
+    from simai.orchestrator import Orchestrator, OrchestratorConfig, WorkflowComponent
+
+    ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+    # Ray's Unix sockets live under the temp dir and must stay short.
+    tmp = tempfile.mkdtemp(prefix="simai-bench-ray-")
+    try:
+        subprocess.run(
+            [
+                ray_cli,
+                "start",
+                "--head",
+                "--node-ip-address=127.0.0.1",
+                f"--port={address.rsplit(':', 1)[1]}",
+                "--num-cpus=2",
+                "--disable-usage-stats",
+                "--include-dashboard=false",
+                f"--temp-dir={tmp}",
+            ],
+            check=True,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
+        orch = Orchestrator(SystemConfig(ncpus=2), OrchestratorConfig(name="ray", address=address))
+        orch.start()
+        try:
+            f = ray.remote(_noop)
+
+            def ours_chain(n: int, tag: str) -> float:
+                t0 = time.perf_counter()
+                last = None
+                for i in range(n):
+                    deps = [f"{tag}-{i - 1}"] if i else []
+                    last = orch.client.submit(
+                        WorkflowComponent(f"{tag}-{i}", _noop, dependencies=deps)
+                    )
+                last.result(timeout=600)
+                return (time.perf_counter() - t0) / n
+
+            def raw_chain(n: int) -> float:
+                t0 = time.perf_counter()
+                ref = f.remote()
+                for _ in range(n - 1):
+                    ref = f.remote(ref)
+                ray.get(ref, timeout=600)
+                return (time.perf_counter() - t0) / n
+
+            raw_chain(10)
+            ours_chain(10, "warm")
+            ours = statistics.median(ours_chain(n_chain, f"c{r}") for r in range(rounds))
+            ref = statistics.median(raw_chain(n_chain) for _ in range(rounds))
+        finally:
+            orch.stop()
+    finally:
+        subprocess.run(
+            [ray_cli, "stop", "--force"], capture_output=True, stdin=subprocess.DEVNULL, timeout=60
+        )
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [
+        Result(
+            SUITE,
+            f"attached ray (ray start head, address): chain hop ({n_chain} tasks)",
+            ours,
+            ref,
+            "Ray f.remote(prev_ref) chained submit, same cluster",
+        )
+    ]
+
+
 def main(argv=None) -> None:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
     rounds = 3 if args.quick else 7
@@ -221,6 +316,7 @@ def main(argv=None) -> None:
         )
     ]
     results += attached_dask_hops(50 if args.quick else 200, rounds)
+    results += attached_ray_hops(50 if args.quick else 200, rounds)
     report("simai planning at scale and attached engines (same run)", results, args.json)
 
 

@@ -2,7 +2,8 @@
 
 The same workflow file (a dependency, a staged array, a dynamic submission and a failing
 component) runs on a Dask scheduler whose workers were started beforehand on two node
-addresses (attached through ``scheduler_file``), and on Parsl HTEX with two blocks,
+addresses (attached through ``scheduler_file``), on a Ray head started beforehand with
+``ray start`` (attached through ``address``), and on Parsl HTEX with two blocks,
 everything written in the workflow file.
 """
 
@@ -10,9 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -194,3 +199,84 @@ def test_parsl_htex_with_two_blocks_from_the_workflow_file(cli, tmp_path):
     assert proc.returncode != 0, proc.stdout
     _check_run(cli, tmp_path / "run", proc)
     assert json.loads((tmp_path / "run" / "result.json").read_text())["components"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ray(*args: str, auth: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    bindir = os.path.dirname(sys.executable)
+    env = {
+        **os.environ,
+        "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        **auth,
+    }
+    return subprocess.run(
+        [os.path.join(bindir, "ray"), *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def _ours(psutil, marker: str) -> list:
+    """Processes of this head: Ray passes its session directory (under our temp dir) to
+    every process it starts."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if any(marker in a for a in p.info["cmdline"] or ()):
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_head_started_before_the_run_attached_through_address(cli, tmp_path):
+    pytest.importorskip("ray")
+    psutil = pytest.importorskip("psutil")
+    # Ray's Unix sockets live under the temp dir and must stay under 107 bytes.
+    temp_dir = tempfile.mkdtemp(prefix="simai-ray-")
+    address = f"127.0.0.1:{_free_port()}"
+    # Ray's token authentication, as a job script would export it; the token stays out of
+    # the user's ~/.ray, and a driver attaching by address needs it set explicitly.
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    try:
+        started = _ray(
+            "start",
+            "--head",
+            "--node-ip-address=127.0.0.1",
+            f"--port={address.rsplit(':', 1)[1]}",
+            "--num-cpus=2",
+            "--disable-usage-stats",
+            "--include-dashboard=false",
+            f"--temp-dir={temp_dir}",
+            auth=auth,
+        )
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert _ours(psutil, temp_dir), "ray start reported success but started nothing"
+        flow = _flow(tmp_path, f"{{name: ray, address: '{address}'}}")
+        proc = cli.run("run", str(flow), "--out", str(tmp_path / "run"), timeout=240, env=auth)
+        assert proc.returncode != 0  # one component failed, and the run says so
+        _check_run(cli, tmp_path / "run", proc)
+        # The run ended (its orchestrator stopped) and the cluster we attached to is still
+        # up: an attached cluster is not ours to stop.
+        status = _ray("status", f"--address={address}", auth=auth, timeout=60)
+        assert status.returncode == 0, status.stdout + status.stderr
+    finally:
+        _ray("stop", "--force", auth=auth, timeout=60)
+        deadline = time.monotonic() + 30
+        while (left := _ours(psutil, temp_dir)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        try:
+            assert not left, f"ray stop left {[p.pid for p in left]}"
+        finally:
+            shutil.rmtree(temp_dir, ignore_errors=True)

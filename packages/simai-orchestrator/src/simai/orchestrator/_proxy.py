@@ -18,7 +18,44 @@ from typing import Any
 
 from simai.orchestrator._channel import ChannelListener, connect
 
-__all__ = ["ClientServer", "RemoteClient"]
+__all__ = ["ClientServer", "RemoteClient", "reachable_host"]
+
+_LOOPBACK_NAMES = {"", "localhost", "127.0.0.1", "::1", "0.0.0.0", "::"}
+
+
+def _host_of(address: str) -> str:
+    """``tcp://h:p``, ``h:p``, ``[v6]:p`` or ``h`` -> ``h``."""
+    address = address.split("://", 1)[-1].split("/", 1)[0]
+    if address.startswith("["):
+        return address[1:].split("]", 1)[0]
+    return address.rsplit(":", 1)[0] if address.count(":") == 1 else address
+
+
+def reachable_host(peers) -> str:
+    """This node's address as seen from the first peer (node or engine address) that is
+    not this node; ``127.0.0.1`` when every peer is local.
+
+    The kernel picks the source address of the route to the peer: a UDP ``connect`` sends
+    nothing, so this works before any worker exists and without a name service for us.
+    """
+    local = _LOOPBACK_NAMES | {socket.gethostname(), socket.getfqdn()}
+    for peer in peers:
+        host = _host_of(str(peer)).strip()
+        if host.lower() in local:
+            continue
+        try:
+            infos = socket.getaddrinfo(host, 9, type=socket.SOCK_DGRAM)
+        except OSError:
+            continue  # a name we cannot resolve says nothing about our route
+        for family, _, _, _, sockaddr in infos:
+            try:
+                with socket.socket(family, socket.SOCK_DGRAM) as s:
+                    s.connect(sockaddr)
+                    return s.getsockname()[0]
+            except OSError:
+                continue
+    return "127.0.0.1"
+
 
 # Orchestrators alive in this process, by address: unpickling here yields the live client.
 _LIVE: dict[tuple, Any] = {}

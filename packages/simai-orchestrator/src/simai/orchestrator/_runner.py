@@ -65,6 +65,9 @@ class TaskSpec:
     hosts: tuple[str, ...] = ()
     launcher: str | None = None
     launcher_args: tuple[str, ...] = ()
+    # A local component's own request (nodes, cpu_affinity, gpu_affinity) when the engine
+    # places tasks itself (`PlacesTasks`): the engine's adapter applies it, not the driver.
+    placement: dict = field(default_factory=dict)
     trace_carrier: dict = field(default_factory=dict)
     telemetry_env: dict = field(default_factory=dict)
     submitted: float = 0.0

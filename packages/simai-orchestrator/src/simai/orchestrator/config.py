@@ -128,11 +128,13 @@ class OrchestratorConfig(BaseModel):
     max_workers: int | None = Field(default=None, ge=1)
     address: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
-    client_host: str = Field(
-        default="127.0.0.1",
+    client_host: str | None = Field(
+        default=None,
         description="address (of this node) the client proxy listens on and workers connect "
-        "to, to submit components from inside components; 127.0.0.1 keeps it on this node; "
-        "0.0.0.0 listens on every interface and tells workers this node's host name",
+        "to, to submit components from inside components; unset: the address of the "
+        "interface that routes to the attached engine's scheduler or to the allocation's "
+        "first other node, 127.0.0.1 when everything is on this node; 0.0.0.0 listens on "
+        "every interface and tells workers this node's host name",
     )
 
     @model_validator(mode="after")

@@ -275,6 +275,16 @@ class Scheduler:
             return False
         return not self._pool.places(comp)
 
+    def _engine_placement(self, comp: WorkflowComponent) -> dict:
+        if comp.type == "remote" or not self._engine_places:
+            return {}
+        asked = {
+            "nodes": comp.nodes,
+            "cpu_affinity": comp.cpu_affinity,
+            "gpu_affinity": comp.gpu_affinity,
+        }
+        return {k: list(v) for k, v in asked.items() if v}
+
     @staticmethod
     def _dep_error(name: str, dep: ComponentRecord) -> DependencyFailed:
         root = dep.root_cause or dep.name
@@ -338,6 +348,7 @@ class Scheduler:
             hosts=hosts,
             launcher=comp.launcher or self.system.launcher,
             launcher_args=tuple(comp.launcher_args),
+            placement=self._engine_placement(comp),
             trace_carrier=carrier,
             telemetry_env=telemetry,
             submitted=node.record.submitted,

@@ -9,6 +9,7 @@ from concurrent.futures import Executor, Future
 from typing import Any
 
 from simai.orchestrator import _lifecycle
+from simai.orchestrator.allocation import Allocation
 from simai.orchestrator.component import WorkflowComponent
 from simai.orchestrator.config import OrchestratorConfig, SystemConfig
 from simai.orchestrator.dag import ComponentRecord, RunReport, Scheduler, Status
@@ -229,9 +230,30 @@ class Orchestrator:
             if self._server is None:
                 from simai.orchestrator._proxy import ClientServer
 
-                host = getattr(self.orchestrator_config, "client_host", "127.0.0.1")
-                self._server = ClientServer(self._client, host)
+                host = getattr(self.orchestrator_config, "client_host", None)
+                self._server = ClientServer(self._client, host or self._derived_client_host())
             return self._server
+
+    def _derived_client_host(self) -> str:
+        """Workers must reach the client proxy: the address of the interface that routes to
+        the engine's scheduler or the allocation's first other node; loopback when local."""
+        from simai.orchestrator._proxy import reachable_host
+
+        peers = []
+        engine = getattr(self._executor, "engine_address", None)
+        if callable(engine):
+            try:
+                peers.append(engine())
+            except Exception:  # an engine that cannot say where it is: nodes still can
+                pass
+        pool = getattr(self._scheduler, "_pool", None)
+        try:
+            allocation = pool.allocation if pool is not None else Allocation.detect()
+        except ValueError:  # an unreadable node file is reported where it is used
+            allocation = None
+        if allocation:
+            peers.extend(allocation.nodes)
+        return reachable_host(p for p in peers if p)
 
     def __enter__(self) -> Orchestrator:
         self.start()

@@ -85,6 +85,10 @@ class DaskExecutor(Executor):
         """`PlacesTasks`: the engine's workers are the slots of local components."""
         return True
 
+    def engine_address(self) -> str:
+        """The scheduler's address (``tcp://host:port``): where the driver's peers are."""
+        return self.client.scheduler.address
+
     def submit(self, fn, /, *args, **kwargs) -> Future:
         import cloudpickle
 

@@ -54,6 +54,10 @@ class RayExecutor(Executor):
         """`PlacesTasks`: the engine's workers are the slots of local components."""
         return True
 
+    def engine_address(self) -> str:
+        """The cluster's GCS address (``host:port``): where the driver's peers are."""
+        return self._ray.get_runtime_context().gcs_address
+
     def submit(self, fn, /, *args, **kwargs) -> Future:
         import cloudpickle
 
