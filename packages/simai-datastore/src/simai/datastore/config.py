@@ -28,6 +28,17 @@ def _split_url(cls: type, url: str) -> tuple[urllib.parse.SplitResult, dict[str,
     return u, dict(urllib.parse.parse_qsl(u.query))
 
 
+def _comma_list(v: Any) -> Any:
+    """``"a, b"`` -> ``["a", "b"]`` (a node list as a job script writes it); others unchanged."""
+    return [n.strip() for n in v.split(",") if n.strip()] if isinstance(v, str) else v
+
+
+def _check_launch_prefix(v: list[str] | None) -> list[str] | None:
+    if v is not None and not v:
+        raise ValueError("launch_prefix must be an argv list such as ['ssh', '{host}']")
+    return v
+
+
 class ServerConfig(BaseModel):
     """Common base: unknown fields are errors, not silently ignored."""
 
@@ -109,7 +120,7 @@ class _DirConfig(ServerConfig):
     @field_validator("nodes", mode="before")
     @classmethod
     def _node_list(cls, v: Any) -> Any:
-        return [n.strip() for n in v.split(",") if n.strip()] if isinstance(v, str) else v
+        return _comma_list(v)
 
     @field_validator("nodes")
     @classmethod
@@ -129,9 +140,7 @@ class _DirConfig(ServerConfig):
     @field_validator("launch_prefix")
     @classmethod
     def _prefix(cls, v: list[str] | None) -> list[str] | None:
-        if v is not None and not v:
-            raise ValueError("launch_prefix must be an argv list such as ['ssh', '{host}']")
-        return v
+        return _check_launch_prefix(v)
 
     @model_validator(mode="after")
     def _shards_for_nodes(self) -> _DirConfig:
@@ -337,9 +346,7 @@ class RedisConfig(ServerConfig):
     @field_validator("launch_prefix")
     @classmethod
     def _prefix(cls, v: list[str] | None) -> list[str] | None:
-        if v is not None and not v:
-            raise ValueError("launch_prefix must be an argv list such as ['ssh', '{host}']")
-        return v
+        return _check_launch_prefix(v)
 
     @field_validator("server_address")
     @classmethod
@@ -417,7 +424,7 @@ class DragonConfig(ServerConfig):
     @field_validator("nodes", mode="before")
     @classmethod
     def _node_list(cls, v: Any) -> Any:
-        return [n.strip() for n in v.split(",") if n.strip()] if isinstance(v, str) else v
+        return _comma_list(v)
 
     @model_validator(mode="after")
     def _size_per_node(self) -> DragonConfig:
